@@ -1,0 +1,20 @@
+{
+  "targets": [
+    {
+      "target_name": "spindle",
+      "sources": [
+        "native/bench_floor.cc",
+        "native/bindings.cc",
+        "native/carrier.cc",
+        "native/engine.cc",
+        "native/scheduler.cc",
+        "native/timers.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=c++17"],
+      "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

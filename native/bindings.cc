@@ -1,0 +1,198 @@
+// The N-API surface of the addon: argument checks, status-to-exception mapping, and the environment
+// lifetime (one scheduler per environment, torn down by an async cleanup hook). No switching logic.
+#include <napi.h>
+#include <uv.h>
+
+#include <cmath>
+
+#include "bench_floor.h"
+#include "scheduler.h"
+
+namespace spindle {
+namespace {
+
+struct Runtime {
+  Scheduler* scheduler = nullptr;
+  napi_async_cleanup_hook_handle cleanup = nullptr;
+  Napi::Reference<Napi::ArrayBuffer> shared;
+};
+
+Runtime& runtime(const Napi::CallbackInfo& info) { return *info.Env().GetInstanceData<Runtime>(); }
+
+// Throws a JavaScript Error with `code`; returns an empty value for the caller to return.
+Napi::Value fail(Napi::Env env, const char* code, const char* message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  error.ThrowAsJavaScriptException();
+  return Napi::Value();
+}
+
+Napi::Value status_error(Napi::Env env, Status status) {
+  switch (status) {
+    case Status::kOk:
+      return Napi::Value();
+    case Status::kNotInFiber:
+      return fail(env, "ERR_NOT_IN_FIBER", "this operation suspends the current fiber and must run inside one");
+    case Status::kBadHandle:
+      return fail(env, "ERR_FIBER_STATE", "no such live fiber");
+    case Status::kBadState:
+      return fail(env, "ERR_FIBER_STATE", "the fiber is not in a state that allows this");
+    case Status::kTerminating:
+      return fail(env, "ERR_FIBER_TERMINATING", "the environment is shutting down");
+  }
+  return Napi::Value();
+}
+
+Scheduler* scheduler_or_throw(const Napi::CallbackInfo& info) {
+  Scheduler* scheduler = runtime(info).scheduler;
+  if (scheduler == nullptr) fail(info.Env(), "ERR_FIBER_STATE", "spindle's native core is not initialized");
+  return scheduler;
+}
+
+bool handle_arg(const Napi::CallbackInfo& info, size_t index, uint32_t* out) {
+  if (info.Length() <= index || !info[index].IsNumber()) {
+    fail(info.Env(), "ERR_INVALID_ARG_TYPE", "fiber handle must be a number");
+    return false;
+  }
+  *out = info[index].As<Napi::Number>().Uint32Value();
+  return true;
+}
+
+void teardown_hook(napi_async_cleanup_hook_handle handle, void* arg) {
+  auto* rt = static_cast<Runtime*>(arg);
+  rt->cleanup = handle;
+  if (rt->scheduler == nullptr) {
+    napi_remove_async_cleanup_hook(handle);
+    return;
+  }
+  rt->scheduler->teardown(
+      [](void* p) {
+        auto* r = static_cast<Runtime*>(p);
+        delete r->scheduler;
+        r->scheduler = nullptr;
+        napi_remove_async_cleanup_hook(r->cleanup);
+      },
+      rt);
+}
+
+// init(trampoline): start the scheduler. Returns the ArrayBuffer shared with the scheduler.
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Runtime& rt = runtime(info);
+  if (rt.scheduler != nullptr) return rt.shared.Value();
+  if (info.Length() < 1 || !info[0].IsFunction()) return fail(env, "ERR_INVALID_ARG_TYPE", "trampoline must be a function");
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    return fail(env, "ERR_FIBER_STATE", "no libuv loop for this environment");
+  }
+  Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, 4 * sizeof(int32_t));
+  rt.shared = Napi::Persistent(shared);
+  rt.scheduler = new Scheduler(env, info[0], loop);
+  rt.scheduler->share_state(static_cast<int32_t*>(shared.Data()));
+  napi_add_async_cleanup_hook(env, teardown_hook, &rt, nullptr);
+  return shared;
+}
+
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  Scheduler* s = scheduler_or_throw(info);
+  if (s == nullptr) return Napi::Value();
+  double stack = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+  if (!(stack >= 64 * 1024 && stack <= 1024.0 * 1024 * 1024)) {
+    return fail(info.Env(), "ERR_OUT_OF_RANGE", "stackSize must be between 64 KiB and 1 GiB");
+  }
+  uint32_t handle = s->create(static_cast<size_t>(stack));
+  if (handle == 0) return fail(info.Env(), "ERR_FIBER_STATE", "too many live fibers");
+  return Napi::Number::New(info.Env(), handle);
+}
+
+Napi::Value Spawn(const Napi::CallbackInfo& info) {
+  Scheduler* s = scheduler_or_throw(info);
+  uint32_t handle;
+  if (s == nullptr || !handle_arg(info, 0, &handle)) return Napi::Value();
+  return status_error(info.Env(), s->spawn(handle));
+}
+
+Napi::Value Wake(const Napi::CallbackInfo& info) {
+  Scheduler* s = scheduler_or_throw(info);
+  uint32_t handle;
+  if (s == nullptr || !handle_arg(info, 0, &handle)) return Napi::Value();
+  bool woke = false;
+  Status status = s->wake(handle, &woke);
+  if (status != Status::kOk) return status_error(info.Env(), status);
+  return Napi::Boolean::New(info.Env(), woke);
+}
+
+// park(timeoutMs): -1 or absent for no timeout. Returns 0 when woken, 1 when the timeout elapsed.
+Napi::Value Park(const Napi::CallbackInfo& info) {
+  Scheduler* s = scheduler_or_throw(info);
+  if (s == nullptr) return Napi::Value();
+  double timeout = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (std::isnan(timeout)) timeout = -1;
+  WakeReason reason = kWoken;
+  Status status = s->park(timeout, &reason);
+  if (status != Status::kOk) return status_error(info.Env(), status);
+  return Napi::Number::New(info.Env(), reason);
+}
+
+Napi::Value YieldNow(const Napi::CallbackInfo& info) {
+  Scheduler* s = scheduler_or_throw(info);
+  if (s == nullptr) return Napi::Value();
+  return status_error(info.Env(), s->yield_now());
+}
+
+Napi::Value Resume(const Napi::CallbackInfo& info) {
+  Scheduler* s = scheduler_or_throw(info);
+  uint32_t handle;
+  if (s == nullptr || !handle_arg(info, 0, &handle)) return Napi::Value();
+  return status_error(info.Env(), s->resume(handle));
+}
+
+Napi::Value Suspend(const Napi::CallbackInfo& info) {
+  Scheduler* s = scheduler_or_throw(info);
+  if (s == nullptr) return Napi::Value();
+  return status_error(info.Env(), s->suspend());
+}
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+  Scheduler* s = runtime(info).scheduler;
+  out.Set("liveFibers", Napi::Number::New(info.Env(), s ? static_cast<double>(s->live_fibers()) : 0));
+  out.Set("carrierThreads", Napi::Number::New(info.Env(), s ? static_cast<double>(s->threads_alive()) : 0));
+  return out;
+}
+
+// benchBatonFloor(iterations, rounds, sameCore): median ns per two-thread Baton round trip.
+Napi::Value BenchBatonFloor(const Napi::CallbackInfo& info) {
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    return fail(info.Env(), "ERR_INVALID_ARG_TYPE", "benchBatonFloor(iterations, rounds, sameCore)");
+  }
+  uint32_t iterations = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t rounds = info[1].As<Napi::Number>().Uint32Value();
+  if (iterations == 0 || rounds == 0) return fail(info.Env(), "ERR_OUT_OF_RANGE", "iterations and rounds must be positive");
+  return Napi::Number::New(info.Env(), baton_round_trip_ns(iterations, rounds, info[2].ToBoolean()));
+}
+
+}  // namespace
+}  // namespace spindle
+
+namespace {
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  using namespace spindle;
+  env.SetInstanceData<Runtime>(new Runtime());
+  exports.Set("init", Napi::Function::New(env, Init, "init"));
+  exports.Set("create", Napi::Function::New(env, Create, "create"));
+  exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
+  exports.Set("wake", Napi::Function::New(env, Wake, "wake"));
+  exports.Set("park", Napi::Function::New(env, Park, "park"));
+  exports.Set("yieldNow", Napi::Function::New(env, YieldNow, "yieldNow"));
+  exports.Set("resume", Napi::Function::New(env, Resume, "resume"));
+  exports.Set("suspend", Napi::Function::New(env, Suspend, "suspend"));
+  exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("benchBatonFloor", Napi::Function::New(env, BenchBatonFloor, "benchBatonFloor"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(spindle, InitModule)

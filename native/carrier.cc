@@ -1,0 +1,208 @@
+#include "carrier.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "baton.h"
+
+namespace spindle {
+
+namespace {
+
+// Native frames below the JavaScript stack limit (V8 runtime calls, GC, N-API) need room too.
+size_t stack_reserve(size_t stack_size) { return std::clamp<size_t>(stack_size / 8, 48 * 1024, 192 * 1024); }
+
+// Keep a hand-off on one core: a futex wake-up that crosses vCPUs costs ten times one that stays.
+// The next runner's thread is moved to the CPU of the thread waking it when they differ.
+void follow_cpu(pthread_t thread, int& pinned_cpu) {
+  int cpu = sched_getcpu();
+  if (cpu < 0 || cpu == pinned_cpu) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (pthread_setaffinity_np(thread, sizeof(set), &set) == 0) pinned_cpu = cpu;
+}
+
+// SPINDLE_CPU_FOLLOW=0 turns it off (for measuring what it buys).
+bool cpu_follow_enabled() {
+  const char* env = std::getenv("SPINDLE_CPU_FOLLOW");
+  return env == nullptr || env[0] != '0';
+}
+
+}  // namespace
+
+class Carrier {
+ public:
+  Carrier(CarrierBackend& backend, size_t stack_size) : backend_(backend), stack_size_(stack_size) {}
+
+  bool start() {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack_size_);
+    int rc = pthread_create(&thread_, &attr, &Carrier::main, this);
+    pthread_attr_destroy(&attr);
+    return rc == 0;
+  }
+
+  // Give this idle carrier a fiber to run (nullptr: retire).
+  void assign(Fiber* fiber) {
+    fiber_ = fiber;
+    if (fiber != nullptr) fiber->carrier = this;
+    idle_baton_.post();
+  }
+
+  void join() { pthread_join(thread_, nullptr); }
+
+  pthread_t thread() const { return thread_; }
+  int& pinned_cpu() { return pinned_cpu_; }
+  size_t stack_size() const { return stack_size_; }
+
+ private:
+  static void* main(void* self) {
+    static_cast<Carrier*>(self)->loop();
+    return nullptr;
+  }
+
+  void loop() {
+    pthread_attr_t attr;
+    void* stack_addr = nullptr;
+    size_t stack_size = 0;
+    pthread_getattr_np(pthread_self(), &attr);
+    pthread_attr_getstack(&attr, &stack_addr, &stack_size);
+    pthread_attr_destroy(&attr);
+    const auto stack_low = reinterpret_cast<uintptr_t>(stack_addr);
+
+    for (;;) {
+      idle_baton_.wait();
+      if (fiber_ == nullptr) return;  // retired by shutdown(): the isolate may be gone, touch nothing
+      backend_.engine_.run_on_carrier(stack_low, stack_reserve(stack_size_), &Carrier::run_fibers, this);
+      // Unlocked now, but still the runner in the scheduler's books: return to the pool (or retire),
+      // then hand the role on.
+      Context& next = *next_;
+      next_ = nullptr;
+      bool keep = backend_.keep_idle(this);
+      if (!keep) backend_.engine_.discard_thread_data();
+      backend_.wake(next);
+      if (!keep) {
+        pthread_detach(thread_);
+        delete this;
+        return;
+      }
+    }
+  }
+
+  // With the isolate locked: run our fiber, then, while the next runner is a fiber never started that
+  // fits this stack, run it here too: a finishing fiber hands off to a new one with no thread switch.
+  static void run_fibers(void* self) {
+    auto& carrier = *static_cast<Carrier*>(self);
+    FiberHost& host = carrier.backend_.host_;
+    for (;;) {
+      Fiber& fiber = *carrier.fiber_;
+      fiber.started = true;
+      host.run_body(fiber);
+      Context& next = host.finished(fiber);  // frees `fiber`
+      carrier.fiber_ = nullptr;
+      if (!next.is_main) {
+        auto& next_fiber = static_cast<Fiber&>(next);
+        if (!next_fiber.started && next_fiber.stack_size == carrier.stack_size_) {
+          carrier.fiber_ = &next_fiber;
+          next_fiber.carrier = &carrier;
+          continue;
+        }
+      }
+      carrier.next_ = &next;
+      return;
+    }
+  }
+
+  CarrierBackend& backend_;
+  const size_t stack_size_;
+  pthread_t thread_{};
+  Baton idle_baton_;
+  Fiber* fiber_ = nullptr;
+  Context* next_ = nullptr;
+  int pinned_cpu_ = -1;
+};
+
+CarrierBackend::CarrierBackend(Engine& engine, FiberHost& host)
+    : engine_(engine), host_(host), follow_cpu_(cpu_follow_enabled()) {}
+
+CarrierBackend::~CarrierBackend() { shutdown(); }
+
+Carrier* CarrierBackend::take_idle(size_t stack_size) {
+  for (size_t i = idle_.size(); i-- > 0;) {
+    if (idle_[i]->stack_size() == stack_size) {
+      Carrier* carrier = idle_[i];
+      idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
+      return carrier;
+    }
+  }
+  return nullptr;
+}
+
+bool CarrierBackend::keep_idle(Carrier* carrier) {
+  if (shut_down_ || idle_.size() >= kMaxIdle) {
+    --alive_;
+    return false;
+  }
+  idle_.push_back(carrier);
+  return true;
+}
+
+void CarrierBackend::wake(Context& to) {
+  if (!to.is_main) {
+    auto& fiber = static_cast<Fiber&>(to);
+    if (!fiber.started) {
+      // First run: give it a carrier, warm from the pool when one fits.
+      fiber.started = true;
+      Carrier* carrier = take_idle(fiber.stack_size);
+      if (carrier == nullptr) {
+        carrier = new Carrier(*this, fiber.stack_size);
+        if (!carrier->start()) {
+          // Out of threads: nothing sane is left to do for this process; say so instead of hanging.
+          std::fprintf(stderr, "spindle: cannot create a carrier thread for a fiber\n");
+          std::abort();
+        }
+        ++alive_;
+      }
+      if (follow_cpu_) follow_cpu(carrier->thread(), carrier->pinned_cpu());
+      carrier->assign(&fiber);
+      return;
+    }
+    if (follow_cpu_) follow_cpu(fiber.carrier->thread(), fiber.carrier->pinned_cpu());
+  }
+  to.baton.post();
+}
+
+void CarrierBackend::switch_to(Context& from, Context& to) {
+  struct Args {
+    CarrierBackend* self;
+    Context* from;
+    Context* to;
+  } args{this, &from, &to};
+  engine_.unlocked(
+      from.is_main,
+      [](void* p) {
+        auto& a = *static_cast<Args*>(p);
+        a.self->wake(*a.to);
+        a.from->baton.wait();
+      },
+      &args);
+}
+
+void CarrierBackend::shutdown() {
+  shut_down_ = true;
+  std::vector<Carrier*> idle;
+  idle.swap(idle_);
+  for (Carrier* carrier : idle) {
+    carrier->assign(nullptr);
+    carrier->join();
+    delete carrier;
+    --alive_;
+  }
+}
+
+}  // namespace spindle

@@ -1,0 +1,141 @@
+// The only file in native/ that calls V8 or node:: directly. See engine.h for the contract.
+#include "engine.h"
+
+// node.h defines the N-API version of its own release; this file uses no N-API newer than the rest.
+#undef NAPI_VERSION
+#include <node.h>
+#include <v8.h>
+
+#include "context.h"
+
+namespace spindle {
+
+struct Engine::Impl {
+  v8::Isolate* isolate;
+  v8::Global<v8::Context> context;
+  napi_ref trampoline = nullptr;
+  v8::Global<v8::Object> scope_resource;  // the async resource of dispatch callback scopes
+};
+
+namespace {
+
+using Frame = v8::Global<v8::Value>;
+
+#if V8_MAJOR_VERSION >= 14
+v8::Local<v8::Value> current_frame(v8::Isolate* isolate) {
+  v8::Local<v8::Data> data = isolate->GetContinuationPreservedEmbedderDataV2();
+  if (data.IsEmpty() || !data->IsValue()) return v8::Undefined(isolate);
+  return data.As<v8::Value>();
+}
+void set_frame(v8::Isolate* isolate, v8::Local<v8::Value> value) {
+  isolate->SetContinuationPreservedEmbedderDataV2(value);
+}
+#elif V8_MAJOR_VERSION >= 12
+v8::Local<v8::Value> current_frame(v8::Isolate* isolate) {
+  return isolate->GetContinuationPreservedEmbedderData();
+}
+void set_frame(v8::Isolate* isolate, v8::Local<v8::Value> value) {
+  isolate->SetContinuationPreservedEmbedderData(value);
+}
+#endif
+
+}  // namespace
+
+Engine::Engine(napi_env env, napi_value trampoline) : env_(env), impl_(new Impl) {
+  impl_->isolate = v8::Isolate::GetCurrent();
+  v8::HandleScope scope(impl_->isolate);
+  impl_->context.Reset(impl_->isolate, impl_->isolate->GetCurrentContext());
+  impl_->scope_resource.Reset(impl_->isolate, v8::Object::New(impl_->isolate));
+  napi_create_reference(env, trampoline, 1, &impl_->trampoline);
+}
+
+Engine::~Engine() {
+  if (impl_->trampoline != nullptr) napi_delete_reference(env_, impl_->trampoline);
+  delete impl_;
+}
+
+void Engine::run_on_carrier(uintptr_t stack_low, size_t reserve, void (*body)(void*), void* arg) {
+  v8::Isolate* isolate = impl_->isolate;
+  v8::Locker locker(isolate);
+  isolate->Enter();
+  // V8 derives a new thread's limit from its stack position minus --stack-size, which would not fit
+  // a small carrier stack: set it from the real bounds, leaving `reserve` for native frames.
+  isolate->SetStackLimit(stack_low + reserve);
+  {
+    v8::HandleScope handles(isolate);
+    v8::Local<v8::Context> context = impl_->context.Get(isolate);
+    v8::Context::Scope context_scope(context);
+    body(arg);
+  }
+  isolate->Exit();
+}
+
+bool Engine::call_trampoline(uint32_t handle) {
+  v8::Isolate* isolate = impl_->isolate;
+  v8::HandleScope handles(isolate);
+  napi_value fn = nullptr, recv = nullptr, arg = nullptr, result = nullptr;
+  napi_get_reference_value(env_, impl_->trampoline, &fn);
+  napi_get_undefined(env_, &recv);
+  napi_create_uint32(env_, handle, &arg);
+  napi_status status = napi_call_function(env_, recv, fn, 1, &arg, &result);
+  if (status != napi_ok) {
+    // The trampoline catches everything it can: what reaches here is termination (or a JS engine
+    // refusing to run at teardown). Clear N-API's pending slot so no later call trips over it.
+    napi_value ignored = nullptr;
+    napi_get_and_clear_last_exception(env_, &ignored);
+  }
+  return !isolate->IsExecutionTerminating();
+}
+
+void Engine::unlocked(bool on_loop_thread, void (*wait)(void*), void* arg) {
+  v8::Isolate* isolate = impl_->isolate;
+  if (!on_loop_thread) isolate->Exit();
+  {
+    v8::Unlocker unlocker(isolate);
+    wait(arg);
+  }
+  if (!on_loop_thread) isolate->Enter();
+}
+
+void Engine::in_callback_scope(void (*body)(void*), void* arg) {
+  v8::Isolate* isolate = impl_->isolate;
+  v8::HandleScope handles(isolate);
+  v8::Local<v8::Context> context = impl_->context.Get(isolate);
+  v8::Context::Scope context_scope(context);
+  node::CallbackScope callback_scope(isolate, impl_->scope_resource.Get(isolate), {0, 0});
+  body(arg);
+}
+
+void Engine::capture_frame(Context& ctx) {
+#if V8_MAJOR_VERSION >= 12
+  v8::Isolate* isolate = impl_->isolate;
+  v8::HandleScope handles(isolate);
+  if (ctx.saved_frame == nullptr) ctx.saved_frame = new Frame();
+  static_cast<Frame*>(ctx.saved_frame)->Reset(isolate, current_frame(isolate));
+#else
+  (void)ctx;
+#endif
+}
+
+void Engine::restore_frame(Context& ctx) {
+#if V8_MAJOR_VERSION >= 12
+  v8::Isolate* isolate = impl_->isolate;
+  v8::HandleScope handles(isolate);
+  auto* frame = static_cast<Frame*>(ctx.saved_frame);
+  set_frame(isolate, frame == nullptr || frame->IsEmpty() ? v8::Undefined(isolate).As<v8::Value>()
+                                                          : frame->Get(isolate));
+#else
+  (void)ctx;
+#endif
+}
+
+void Engine::release_frame(Context& ctx) {
+  delete static_cast<Frame*>(ctx.saved_frame);
+  ctx.saved_frame = nullptr;
+}
+
+void Engine::terminate() { impl_->isolate->TerminateExecution(); }
+
+void Engine::discard_thread_data() { impl_->isolate->DiscardThreadSpecificMetadata(); }
+
+}  // namespace spindle

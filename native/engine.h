@@ -1,0 +1,59 @@
+// Engine: every raw V8 and node:: call in spindle lives behind this interface (engine.cc). Nothing
+// else in native/ includes v8.h. It covers what the carrier hand-off needs from V8: locking and
+// entering the isolate on a thread, the stack limit, calling the JavaScript fiber trampoline, the
+// callback scope the dispatch pass runs in, the async context frame, and termination.
+#pragma once
+
+#include <node_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace spindle {
+
+struct Context;
+
+class Engine {
+ public:
+  // Loop thread, inside a N-API call: captures the isolate, its current context and `trampoline`
+  // (called on carriers with a fiber handle).
+  Engine(napi_env env, napi_value trampoline);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Carrier thread: lock and enter the isolate, limit JavaScript to [stack_low + reserve, ...),
+  // run body(arg) in a HandleScope with the context entered, then leave and unlock.
+  void run_on_carrier(uintptr_t stack_low, size_t reserve, void (*body)(void*), void* arg);
+
+  // Inside run_on_carrier: call the trampoline with `handle`. False if execution was terminated.
+  bool call_trampoline(uint32_t handle);
+
+  // The runner gives up the isolate around wait(arg) (v8::Unlocker; a carrier also exits the isolate,
+  // whose entry stack is one LIFO for all threads) and takes it back when wait returns.
+  void unlocked(bool on_loop_thread, void (*wait)(void*), void* arg);
+
+  // Loop thread, from a libuv callback: run body(arg) in a HandleScope and a node::CallbackScope, so
+  // the nextTicks and microtasks that fibers queued run when it closes, as after any native callback.
+  void in_callback_scope(void (*body)(void*), void* arg);
+
+  // The async context frame (AsyncLocalStorage on Node 24+) belongs to whoever runs: each context
+  // saves it when it gives up the runner role and restores it when it gets it back.
+  void capture_frame(Context& ctx);  // take the current frame as ctx's (a new fiber inherits it)
+  void restore_frame(Context& ctx);
+  void release_frame(Context& ctx);
+
+  // Request termination of the JavaScript running on this thread (unwinds it without running code).
+  void terminate();
+  // Carrier thread retiring while the isolate lives on: drop V8's per-thread data for this thread.
+  void discard_thread_data();
+
+  napi_env env() const { return env_; }
+
+ private:
+  struct Impl;
+  napi_env env_;
+  Impl* impl_;
+};
+
+}  // namespace spindle

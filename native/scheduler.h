@@ -1,0 +1,112 @@
+// Scheduler: the fiber table, the ready queue and the dispatch pass. One per JavaScript environment
+// (the main thread and each Worker). Completions (timers, IO, a settled promise) only mark a fiber
+// ready; one dispatch pass, driven from the libuv loop (idle and check phases), hands the runner role
+// from fiber to fiber directly and returns to the loop thread only when no fiber is ready.
+//
+// On top of that sits the asymmetric coroutine primitive: resume(fiber) runs a fiber from the caller
+// until it yields, parks or finishes; suspend() yields back to whoever resumed it.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "context.h"
+#include "engine.h"
+#include "switch.h"
+#include "timers.h"
+
+namespace spindle {
+
+enum class Status {
+  kOk,
+  kNotInFiber,   // a fiber-only operation called from the loop thread
+  kBadHandle,    // no such live fiber
+  kBadState,     // the fiber is not in a state that allows this
+  kTerminating,  // the environment is going away
+};
+
+class Scheduler final : public FiberHost {
+ public:
+  // Loop thread, inside a N-API call.
+  Scheduler(napi_env env, napi_value trampoline, uv_loop_t* loop);
+  ~Scheduler();
+
+  // Memory shared with JavaScript (an ArrayBuffer's), so reading the current fiber costs no call:
+  // [0] = the running fiber's handle, or 0 on the loop thread.
+  void share_state(int32_t* state) {
+    shared_ = state;
+    shared_[0] = 0;
+  }
+
+  uint32_t create(size_t stack_size);  // a new fiber, not started
+  Status spawn(uint32_t handle);       // queue a created fiber to start
+  Status wake(uint32_t handle, bool* woke);  // a parked fiber becomes ready; false if it was not parked
+  Status park(double timeout_ms, WakeReason* reason);  // suspend the running fiber until woken
+  Status yield_now();
+  Status resume(uint32_t handle);  // run a created or suspended fiber until it yields, parks or ends
+  Status suspend();                // yield the running fiber to its resumer
+
+  size_t live_fibers() const { return live_; }
+  size_t threads_alive() const;
+
+  // Environment teardown, on the loop thread: unwind every live fiber, stop the threads, close the
+  // libuv handles; done(arg) runs when libuv is finished with them and the scheduler can be deleted.
+  void teardown(void (*done)(void*), void* arg);
+
+  // FiberHost
+  void run_body(Fiber& fiber) override;
+  Context& finished(Fiber& fiber) override;
+
+ private:
+  static constexpr uint32_t kSlotBits = 22;
+  static constexpr uint32_t kSlotMask = (1u << kSlotBits) - 1;
+  static constexpr int kPassBudget = 256;  // switches per dispatch pass before the loop gets a turn
+
+  Fiber* lookup(uint32_t handle) const;
+  Fiber* running_fiber() const { return running_->is_main ? nullptr : static_cast<Fiber*>(running_); }
+  void push_ready(Fiber& fiber);
+  Fiber& pop_ready();
+  Context& next_after(Context& leaving);
+  void transfer(Context& from, Context& to);
+  void set_running(Context& ctx);
+  void request_dispatch();
+  void dispatch();
+  void dispatch_pass();
+  void unwind(Fiber& fiber);
+  static void on_expire(void* self, uint32_t handle, uint64_t seq);
+  static bool is_armed(void* self, uint32_t handle, uint64_t seq);
+  static void handle_closed(void* self);
+
+  Engine engine_;
+  std::unique_ptr<SwitchBackend> backend_;
+  uv_loop_t* loop_;
+  ParkTimers timers_;
+  uv_idle_t idle_;    // active while fibers are ready: keeps the loop alive and its poll from blocking
+  uv_check_t check_;  // after IO callbacks: run what they made ready in the same loop iteration
+  int closing_ = 0;
+  void (*teardown_done_)(void*) = nullptr;
+  void* teardown_arg_ = nullptr;
+
+  Context main_;
+  Context* running_ = &main_;
+  Fiber* ready_head_ = nullptr;
+  Fiber* ready_tail_ = nullptr;
+  bool idle_active_ = false;
+  bool dispatching_ = false;
+  bool terminating_ = false;      // no more switching: a fiber was terminated, or teardown
+  bool fiber_terminated_ = false;
+  bool unwinding_ = false;
+  int budget_ = 0;
+
+  std::vector<Fiber*> slots_;
+  std::vector<uint16_t> generations_;
+  std::vector<uint32_t> free_slots_;
+  size_t live_ = 0;
+  int32_t own_state_[1] = {0};
+  int32_t* shared_ = own_state_;
+};
+
+}  // namespace spindle

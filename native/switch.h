@@ -1,0 +1,34 @@
+// The switch interface: how the runner role moves between contexts. The scheduler decides who runs;
+// a backend only moves the role. This file knows nothing about V8 or libuv.
+#pragma once
+
+#include <cstddef>
+
+#include "context.h"
+
+namespace spindle {
+
+// Implemented by the scheduler; called by a backend on the thread or stack a fiber runs on.
+class FiberHost {
+ public:
+  // Runs the fiber's body (its JavaScript function) to completion.
+  virtual void run_body(Fiber& fiber) = 0;
+  // The fiber's body returned: book it as done and return the context that runs next. That context
+  // already holds the runner role in the scheduler's books; it may be a fiber never started.
+  virtual Context& finished(Fiber& fiber) = 0;
+
+ protected:
+  ~FiberHost() = default;
+};
+
+class SwitchBackend {
+ public:
+  virtual ~SwitchBackend() = default;
+  // `from`, the runner, hands the runner role to `to` (parked in an earlier switch_to, or a fiber never
+  // started) and blocks until some context switches back to it.
+  virtual void switch_to(Context& from, Context& to) = 0;
+  // Environment teardown: release idle resources (threads, stacks). No fiber is live any more.
+  virtual void shutdown() = 0;
+};
+
+}  // namespace spindle

@@ -1,0 +1,123 @@
+/**
+ * The asymmetric coroutine primitive: resume a fiber from the caller until it suspends, with a value
+ * in and a value out, or an error thrown into it. The `fibers`-compatible API is built on it.
+ * @packageDocumentation
+ */
+import { FiberStateError, invalidArg } from './errors.js';
+import { Fiber, type SpawnOptions, handleOf, newRecord, recordOf, setCoroutinePrototype } from './fiber.js';
+import { native } from './native.js';
+import { type FiberRecord, type Outcome, currentRecord, isDone, requireCurrent } from './runtime.js';
+
+/** What {@link Coroutine.resume} returns: a value passed to {@link suspend}, or the final result. */
+export type ResumeResult<Out, T> = { done: false; value: Out | undefined } | { done: true; value: T };
+
+/**
+ * A fiber driven by its caller: `resume(v)` runs it until it calls {@link suspend} (returning that
+ * value), parks on a spindle primitive (the scheduler resumes it later; `resume` returns
+ * `{ done: false, value: undefined }`), or finishes. Also a {@link Fiber}: it can be joined and
+ * interrupted.
+ */
+export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T> {
+  /**
+   * Runs the coroutine until it next suspends, with `value` as the result of its pending
+   * {@link suspend} (ignored on the first run). Suspends the caller meanwhile: callable from a fiber or
+   * from code outside fibers. Not an interruption point.
+   * @throws FiberStateError if the coroutine is running, waiting on the scheduler, or finished;
+   *   the coroutine's error if it finishes by throwing.
+   */
+  resume(value?: In): ResumeResult<Out, T> {
+    return transferInto(recordOf(this), { ok: true, value });
+  }
+
+  /** Like {@link Coroutine.resume}, but its pending {@link suspend} throws `error`. */
+  throwInto(error: unknown): ResumeResult<Out, T> {
+    return transferInto(recordOf(this), { ok: false, error });
+  }
+
+  /** Whether it has been resumed at least once. */
+  get started(): boolean {
+    return recordOf(this).status !== 'suspended' || recordOf(this).mode !== null;
+  }
+}
+setCoroutinePrototype(Coroutine.prototype);
+
+function transferInto<Out, T>(rec: FiberRecord, input: Outcome): ResumeResult<Out, T> {
+  if (rec.status === 'done') throw new FiberStateError(`coroutine ${rec.label} has finished`);
+  const caller = currentRecord();
+  if (caller === rec) throw new FiberStateError(`coroutine ${rec.label} is running: it cannot resume itself`);
+  if (rec.status !== 'suspended' || (rec.mode !== 'yielded' && rec.mode !== null)) {
+    throw new FiberStateError(`coroutine ${rec.label} is ${rec.mode === 'parked' ? 'waiting on the scheduler' : rec.status} and cannot be resumed now`);
+  }
+  rec.transfer = input;
+  if (caller !== undefined) {
+    caller.async.leave('resume()');
+    caller.status = 'suspended';
+    caller.mode = 'resuming';
+  }
+  try {
+    native.resume(rec.handle);
+  } finally {
+    if (caller !== undefined) {
+      caller.async.enter();
+      caller.status = 'running';
+      caller.mode = null;
+    }
+  }
+  if (isDone(rec)) {
+    const outcome = rec.outcome!;
+    rec.observed = true;
+    if (!outcome.ok) throw outcome.error;
+    return { done: true, value: outcome.value as T };
+  }
+  if (rec.mode === 'yielded') {
+    const out = rec.transfer;
+    rec.transfer = { ok: true, value: undefined };
+    return { done: false, value: (out.ok ? out.value : undefined) as Out };
+  }
+  return { done: false, value: undefined };  // it parked on the scheduler, which resumes it later
+}
+
+/**
+ * Inside a coroutine: returns control (and `value`) to whoever resumed it, and waits for the next
+ * {@link Coroutine.resume}, whose value it returns (or whose error it throws). Not an interruption
+ * point.
+ * @throws NotInFiberError outside fibers; FiberStateError in a fiber made by `spawn` (it has no resumer).
+ */
+export function suspend<In = unknown, Out = unknown>(value?: Out): In {
+  const self = requireCurrent('suspend()');
+  if (self.kind !== 'coroutine') {
+    throw new FiberStateError(`fiber ${self.label} was made by spawn: only a coroutine can suspend to its resumer`);
+  }
+  self.transfer = { ok: true, value } as Outcome;
+  self.async.leave('suspend()');
+  self.status = 'suspended';
+  self.mode = 'yielded';
+  try {
+    native.suspend();
+  } finally {
+    self.async.enter();
+    self.status = 'running';
+    self.mode = null;
+  }
+  const input = self.transfer as Outcome;
+  self.transfer = { ok: true, value: undefined };
+  if (!input.ok) throw input.error;
+  return input.value as In;
+}
+
+/**
+ * Creates a coroutine running `fn(firstValue)`; it does not start until the first
+ * {@link Coroutine.resume}.
+ */
+export function coroutine<T, In = unknown, Out = unknown>(fn: (first: In) => T, opts?: Omit<SpawnOptions, 'signal'>): Coroutine<T, In, Out> {
+  if (typeof fn !== 'function') throw invalidArg('fn', 'of type function', fn);
+  let rec: FiberRecord | undefined = undefined;
+  rec = newRecord(() => {
+    const input = rec!.transfer;
+    rec!.transfer = { ok: true, value: undefined };
+    if (!input.ok) throw input.error;
+    return fn(input.value as In);
+  }, opts, 'coroutine');
+  rec.status = 'suspended';
+  return handleOf(rec) as Coroutine<T, In, Out>;
+}

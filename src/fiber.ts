@@ -1,0 +1,365 @@
+/**
+ * Fibers: spawn, join, interrupt, sleep, wait on promises, yield.
+ * @packageDocumentation
+ */
+import { FiberInterruptedError, FiberStateError, TimeoutError, invalidArg, outOfRange } from './errors.js';
+import {
+  FiberRecord,
+  type FiberStatus,
+  awaitDone,
+  checkInterruptOf,
+  createRecord,
+  currentRecord,
+  endWait,
+  interruptRecord,
+  liveRecords,
+  park,
+  reportUncaught,
+  reportUnhandled,
+  requireCurrent,
+  unwrap,
+  waker,
+  withoutInterruption,
+  yieldRunning,
+} from './runtime.js';
+import { native } from './native.js';
+
+export type { FiberStatus } from './runtime.js';
+
+/** Default fiber stack: 1 MiB (JavaScript gets it less a reserve for native frames). */
+export const DEFAULT_STACK_SIZE = 1024 * 1024;
+const MIN_STACK_SIZE = 128 * 1024;
+const MAX_STACK_SIZE = 1024 * 1024 * 1024;
+
+/** Options of {@link spawn}. */
+export interface SpawnOptions {
+  /** Shown in errors, in {@link fibers} and in uncaught-error reports. Default `fiber-<id>`. */
+  name?: string;
+  /** Stack size in bytes, 128 KiB to 1 GiB. Default 1 MiB. Deep recursion past it is a `RangeError`. */
+  stackSize?: number;
+  /** Interrupts the fiber (with the signal's reason) when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Fiber.join}. */
+export interface JoinOptions {
+  /** Milliseconds to wait before throwing `TimeoutError`. */
+  timeout?: number;
+}
+
+const handles = new WeakMap<object, FiberRecord>();
+
+// A joinable fiber whose handle is collected unobserved: its error (now or later) is reported like an
+// unhandled rejection, since nobody can join it any more.
+const collected = new FinalizationRegistry<FiberRecord>((rec) => {
+  if (rec.observed || rec.detached) return;
+  if (rec.status !== 'done') {
+    rec.orphan = true;
+  } else if (rec.outcome && !rec.outcome.ok && !rec.interruptionCaught) {
+    reportUnhandled(rec, rec.outcome.error);
+  }
+});
+
+/** The record behind a Fiber handle (internal). */
+export function recordOf(fiber: Fiber<unknown>): FiberRecord {
+  const rec = handles.get(fiber);
+  if (rec === undefined) throw invalidArg('fiber', 'a Fiber', fiber);
+  return rec;
+}
+
+/** The user's handle of a record, made anew if the old one was collected. */
+export function handleOf(rec: FiberRecord): Fiber<unknown> {
+  const existing = rec.handleRef?.deref() as Fiber<unknown> | undefined;
+  if (existing !== undefined) return existing;
+  const fiber = Object.create((rec.kind === 'coroutine' && coroutinePrototype) || Fiber.prototype) as Fiber<unknown>;
+  attach(fiber, rec);
+  return fiber;
+}
+
+let coroutinePrototype: object | undefined;
+/** Lets coroutine.ts give its records handles of its own class (internal). */
+export function setCoroutinePrototype(proto: object): void {
+  coroutinePrototype = proto;
+}
+
+function attach(fiber: object, rec: FiberRecord): void {
+  handles.set(fiber, rec);
+  rec.handleRef = new WeakRef(fiber);
+  rec.orphan = false;
+  collected.register(fiber, rec, rec);
+}
+
+/** Validates spawn-style options and creates the record. */
+export function newRecord(fn: unknown, opts: SpawnOptions | undefined, kind: FiberRecord['kind']): FiberRecord {
+  if (typeof fn !== 'function') throw invalidArg('fn', 'of type function', fn);
+  if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw invalidArg('opts', 'an object', opts);
+  const name = opts?.name;
+  if (name !== undefined && typeof name !== 'string') throw invalidArg('opts.name', 'of type string', name);
+  const stackSize = opts?.stackSize ?? DEFAULT_STACK_SIZE;
+  if (typeof stackSize !== 'number' || !Number.isFinite(stackSize)) throw invalidArg('opts.stackSize', 'a finite number', stackSize);
+  if (stackSize < MIN_STACK_SIZE || stackSize > MAX_STACK_SIZE) throw outOfRange('opts.stackSize', `>= ${MIN_STACK_SIZE} and <= ${MAX_STACK_SIZE}`, stackSize);
+  const signal = opts?.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg('opts.signal', 'an AbortSignal', signal);
+  const rec = createRecord(fn as () => unknown, name, Math.ceil(stackSize / 4096) * 4096, kind);
+  if (signal !== undefined) {
+    if (signal.aborted) {
+      interruptRecord(rec, signal.reason);
+    } else {
+      const onAbort = () => interruptRecord(rec, signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      rec.onDone.push(() => signal.removeEventListener('abort', onAbort));
+    }
+  }
+  return rec;
+}
+
+function timeoutOf(opts: JoinOptions | undefined, name: string): number {
+  if (opts === undefined) return -1;
+  if (opts === null || typeof opts !== 'object') throw invalidArg(name, 'an object', opts);
+  const t = opts.timeout;
+  if (t === undefined) return -1;
+  if (typeof t !== 'number' || Number.isNaN(t)) throw invalidArg(`${name}.timeout`, 'a number', t);
+  if (t < 0) throw outOfRange(`${name}.timeout`, '>= 0', t);
+  return t;
+}
+
+/**
+ * A handle on a fiber: a function running on its own stack, which can suspend anywhere (inside a sort
+ * comparator, a getter, a Proxy trap...) while other fibers run. Made by {@link spawn}.
+ */
+export class Fiber<T = unknown> {
+  /** @internal Use {@link spawn}. */
+  constructor(rec: FiberRecord) {
+    attach(this, rec);
+  }
+
+  /** Unique, increasing id. */
+  get id(): number {
+    return recordOf(this).id;
+  }
+
+  /** The name given at spawn, or `fiber-<id>`. */
+  get name(): string {
+    return recordOf(this).name;
+  }
+
+  /** `'ready'` (queued to run), `'running'`, `'suspended'` (waiting on something) or `'done'`. */
+  get status(): FiberStatus {
+    return recordOf(this).status;
+  }
+
+  /** True until the fiber is joined or detached. */
+  get joinable(): boolean {
+    const rec = recordOf(this);
+    return !rec.detached && !rec.joined;
+  }
+
+  /** After it finished: whether it died of its own interruption (a `FiberInterruptedError` escaped). */
+  get interruptionCaught(): boolean {
+    return recordOf(this).interruptionCaught;
+  }
+
+  /**
+   * Suspends the calling fiber until this one is done; returns its value or throws its error (also
+   * when it died of interruption: the `FiberInterruptedError`). An interruption point.
+   * @throws NotInFiberError outside a fiber (use {@link Fiber.result}); FiberStateError when joining
+   *   itself, a detached fiber, or one already joined; TimeoutError when `timeout` elapses first (the
+   *   fiber may then be joined again).
+   */
+  join(opts?: JoinOptions): T {
+    const rec = recordOf(this);
+    const timeout = timeoutOf(opts, 'opts');
+    const self = requireCurrent('join');
+    if (rec === self) throw new FiberStateError(`fiber ${rec.label} cannot join itself`);
+    if (rec.detached) throw new FiberStateError(`fiber ${rec.label} is detached and cannot be joined`);
+    if (rec.joined) throw new FiberStateError(`fiber ${rec.label} was already joined`);
+    rec.joined = true;
+    rec.observed = true;
+    let done = false;
+    try {
+      done = awaitDone(self, rec, timeout, true);
+    } finally {
+      if (!done) {
+        rec.joined = false;
+        rec.observed = false;
+      }
+    }
+    if (!done) throw new TimeoutError(`join(${rec.label})`, timeout);
+    collected.unregister(rec);
+    return unwrap(rec.outcome!) as T;
+  }
+
+  /**
+   * A Promise of the fiber's outcome, for code outside fibers. Counts as observing the outcome: the
+   * fiber's error is then not reported as uncaught. Never suspends.
+   */
+  result(): Promise<T> {
+    const rec = recordOf(this);
+    rec.observed = true;
+    collected.unregister(rec);
+    return new Promise<T>((resolve, reject) => {
+      const settle = () => (rec.outcome!.ok ? resolve(rec.outcome!.value as T) : reject(rec.outcome!.error));
+      if (rec.status === 'done') settle();
+      else rec.onDone.push(settle);
+    });
+  }
+
+  /**
+   * Gives up the right to join: when the fiber ends with an error (other than its own interruption),
+   * the error goes to the process's `uncaughtException` path. Interrupting a detached fiber is a no-op.
+   */
+  detach(): void {
+    const rec = recordOf(this);
+    if (rec.detached) return;
+    if (rec.joined) throw new FiberStateError(`fiber ${rec.label} was already joined`);
+    rec.detached = true;
+    collected.unregister(rec);
+    if (rec.status === 'done' && rec.outcome && !rec.outcome.ok && !rec.interruptionCaught && !rec.observed) {
+      reportUncaught(rec, rec.outcome.error);
+    }
+  }
+
+  /**
+   * Requests interruption: sets a sticky flag and never suspends the caller. A fiber suspended at an
+   * interruption point wakes with `FiberInterruptedError`; every later interruption point throws it
+   * again (cleanup that must suspend runs inside {@link uninterruptible}). A no-op on a finished or
+   * detached fiber.
+   */
+  interrupt(reason?: unknown): void {
+    interruptRecord(recordOf(this), reason);
+  }
+
+  /** @internal */
+  get [Symbol.toStringTag](): string {
+    return 'Fiber';
+  }
+}
+
+/**
+ * Starts `fn` in a new fiber. Never runs `fn` synchronously: the fiber starts at the spawner's next
+ * suspension point or, spawned outside any fiber, before the event loop next polls for IO. The new
+ * fiber sees the AsyncLocalStorage stores active here.
+ * @throws TypeError / RangeError for bad arguments.
+ */
+export function spawn<T>(fn: () => T, opts?: SpawnOptions): Fiber<T> {
+  const rec = newRecord(fn, opts, 'fiber');
+  const fiber = new Fiber<T>(rec);
+  native.spawn(rec.handle);
+  return fiber;
+}
+
+/** The running fiber, or `undefined` outside fibers. */
+export function current(): Fiber<unknown> | undefined {
+  const rec = currentRecord();
+  return rec === undefined ? undefined : handleOf(rec);
+}
+
+/**
+ * Lets every other ready fiber run, then continues. An interruption point.
+ * @throws NotInFiberError outside a fiber.
+ */
+export function yieldNow(): void {
+  const self = requireCurrent('yieldNow()');
+  checkInterruptOf(self);
+  yieldRunning(self);
+  checkInterruptOf(self);
+}
+
+/**
+ * Suspends the running fiber for `ms` milliseconds (a timer: it keeps the process alive). An
+ * interruption point. `sleep(0)` lets the event loop turn once.
+ * @throws NotInFiberError outside a fiber; TypeError / RangeError for a bad `ms`.
+ */
+export function sleep(ms: number): void {
+  if (typeof ms !== 'number' || Number.isNaN(ms)) throw invalidArg('ms', 'a number', ms);
+  if (ms < 0) throw outOfRange('ms', '>= 0', ms);
+  const self = requireCurrent('sleep()');
+  if (ms === Infinity) {
+    for (;;) park(self, 'sleep(Infinity)', -1, true);
+  }
+  const deadline = performance.now() + ms;
+  while (!park(self, `sleep(${ms})`, Math.max(0, deadline - performance.now()), true)) {
+    // woken early by something unrelated: keep sleeping
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * Suspends the running fiber until `promise` settles; returns its value or throws its reason. A plain
+ * value is returned as is. An interruption point (the promise is then left to settle on its own).
+ * @throws NotInFiberError outside a fiber.
+ */
+export function wait<T>(promise: PromiseLike<T> | T): Awaited<T> {
+  const self = requireCurrent('wait()');
+  if (!isThenable(promise)) return promise as Awaited<T>;
+  let state = 0;
+  let result: unknown;
+  const wakeSelf = waker(self);
+  Promise.resolve(promise).then(
+    (value) => {
+      state = 1;
+      result = value;
+      wakeSelf();
+    },
+    (error) => {
+      state = 2;
+      result = error;
+      wakeSelf();
+    },
+  );
+  try {
+    while (state === 0) park(self, 'a promise', -1, true);
+  } finally {
+    endWait(self);
+  }
+  if (state === 2) throw result;
+  return result as Awaited<T>;
+}
+
+/**
+ * Wraps `fn` so that each call runs it in a new fiber and returns a Promise of its result: the bridge
+ * from async code into fiber code.
+ */
+export function fiberize<A extends unknown[], R>(fn: (...args: A) => R, opts?: SpawnOptions): (...args: A) => Promise<R> {
+  if (typeof fn !== 'function') throw invalidArg('fn', 'of type function', fn);
+  return (...args: A) => spawn(() => fn(...args), { name: fn.name || undefined, ...opts }).result();
+}
+
+/**
+ * Runs `fn` with interruption deferred: its interruption points do not throw; a pending interruption
+ * is delivered at the first interruption point after it. For cleanup that must suspend. Outside a
+ * fiber it just calls `fn`.
+ */
+export function uninterruptible<R>(fn: () => R): R {
+  if (typeof fn !== 'function') throw invalidArg('fn', 'of type function', fn);
+  const self = currentRecord();
+  return self === undefined ? fn() : withoutInterruption(self, fn);
+}
+
+/**
+ * An explicit interruption point: throws `FiberInterruptedError` if the running fiber was interrupted
+ * (and is not inside {@link uninterruptible}). Never suspends; does nothing outside a fiber.
+ */
+export function checkInterrupt(): void {
+  const self = currentRecord();
+  if (self !== undefined) checkInterruptOf(self);
+}
+
+/** One entry of {@link fibers}. */
+export interface FiberInfo {
+  id: number;
+  name: string;
+  status: FiberStatus;
+  /** What a suspended fiber waits on (`'sleep(100)'`, `"join(#3 'worker')"`, `'a promise'`...). */
+  waitingOn: string | null;
+}
+
+/** A snapshot of the live (not finished) fibers of this thread. */
+export function fibers(): FiberInfo[] {
+  return [...liveRecords()].map((rec) => ({ id: rec.id, name: rec.name, status: rec.status, waitingOn: rec.waitingOn }));
+}
+
+export { FiberInterruptedError };

@@ -1,0 +1,32 @@
+/**
+ * spindle: stackful fibers for Node.js.
+ * @packageDocumentation
+ */
+export {
+  DEFAULT_STACK_SIZE,
+  Fiber,
+  type FiberInfo,
+  type FiberStatus,
+  type JoinOptions,
+  type SpawnOptions,
+  checkInterrupt,
+  current,
+  fiberize,
+  fibers,
+  sleep,
+  spawn,
+  uninterruptible,
+  wait,
+  yieldNow,
+} from './fiber.js';
+export { Coroutine, type ResumeResult, coroutine, suspend } from './coroutine.js';
+export { FiberLocal } from './local.js';
+export { Scope, scope } from './scope.js';
+export {
+  DeadlockError,
+  FiberInterruptedError,
+  FiberStateError,
+  NotInFiberError,
+  SpindleError,
+  TimeoutError,
+} from './errors.js';

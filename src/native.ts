@@ -1,0 +1,32 @@
+// Loads the native core: a prebuild when one matches, else the source build (node-gyp-build).
+// SPINDLE_ADDON overrides the path (the sanitizer test run loads an instrumented build this way).
+import path from 'node:path';
+
+/** The addon's surface. Handles are the native fiber ids; 0 stands for the loop thread. */
+export interface NativeCore {
+  init(trampoline: (handle: number) => void): ArrayBuffer;
+  create(stackSize: number): number;
+  spawn(handle: number): void;
+  wake(handle: number): boolean;
+  park(timeoutMs: number): number;
+  yieldNow(): void;
+  resume(handle: number): void;
+  suspend(): void;
+  stats(): { liveFibers: number; carrierThreads: number };
+  benchBatonFloor(iterations: number, rounds: number, sameCore: boolean): number;
+}
+
+function load(): NativeCore {
+  const override = process.env.SPINDLE_ADDON;
+  if (override) return require(path.resolve(override)) as NativeCore;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const gypBuild = require('node-gyp-build') as (dir: string) => NativeCore;
+  return gypBuild(path.resolve(__dirname, '..', '..'));
+}
+
+export const native: NativeCore = load();
+
+/** Park result: woken by wake(). */
+export const WOKEN = 0;
+/** Park result: the timeout elapsed first. */
+export const TIMED_OUT = 1;

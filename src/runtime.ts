@@ -1,0 +1,315 @@
+// The JavaScript half of the core: fiber records, the trampoline the native core calls on a fiber's
+// thread, parking with wake tokens, interruption, completion and error reporting, deadlock detection.
+// Public API lives in fiber.ts (and coroutine.ts); this module is internal.
+import { FiberAsyncState } from './async-context.js';
+import { DeadlockError, FiberInterruptedError, NotInFiberError } from './errors.js';
+import { native, TIMED_OUT } from './native.js';
+
+/** A fiber's status as users see it. */
+export type FiberStatus = 'ready' | 'running' | 'suspended' | 'done';
+
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** How a suspended fiber waits: on the scheduler (a wake), for a resume (a yield), or on a child. */
+export type SuspendMode = 'parked' | 'yielded' | 'resuming' | null;
+
+/** Everything the runtime knows about one fiber. The user's handle (a Fiber) points here. */
+export class FiberRecord {
+  status: FiberStatus = 'ready';
+  mode: SuspendMode = null;
+  waitingOn: string | null = null;
+  outcome: Outcome | undefined;
+  body: (() => unknown) | undefined;
+  detached = false;
+  joined = false;
+  /** Someone took delivery of the outcome (join, result, a scope): no error report needed. */
+  observed = false;
+  /** The user's handle was collected before the outcome was observed. */
+  orphan = false;
+  interrupted = false;
+  interruptReason: unknown;
+  noInterrupt = 0;
+  parkInterruptible = false;
+  interruptionCaught = false;
+  /** Thrown at the fiber when it next wakes (a deadlock). */
+  wakeError: Error | undefined;
+  /** Changes on every wait, so a late waker of an earlier wait cannot wake a later one. */
+  wakeToken = 0;
+  /** Called (once each) when the fiber is done. */
+  onDone: Array<() => void> = [];
+  handleRef: WeakRef<object> | undefined;
+  locals: Map<object, unknown> | undefined;
+  readonly async: FiberAsyncState;
+  /** Coroutines: the value or error passed by resume()/suspend(). */
+  transfer: Outcome = { ok: true, value: undefined };
+
+  constructor(
+    readonly handle: number,
+    readonly id: number,
+    readonly name: string,
+    readonly kind: 'fiber' | 'coroutine',
+    body: () => unknown,
+  ) {
+    this.body = body;
+    this.async = new FiberAsyncState(name);
+  }
+
+  get label(): string {
+    return `#${this.id} '${this.name}'`;
+  }
+}
+
+const live = new Map<number, FiberRecord>();
+let shared: Uint32Array;
+let nextId = 1;
+let deadlockRounds = 0;
+let deadlockLive = 0;
+const deadlockVictims = new Set<FiberRecord>();
+
+/** Whether the fiber has finished (a function, so narrowing does not outlive a switch). */
+export function isDone(rec: FiberRecord): boolean {
+  return rec.status === 'done';
+}
+
+/** The record of the running fiber, or undefined on the loop thread (or another non-fiber context). */
+export function currentRecord(): FiberRecord | undefined {
+  const handle = shared[0];
+  return handle === 0 ? undefined : live.get(handle);
+}
+
+/** The running fiber's record; throws NotInFiberError when there is none. */
+export function requireCurrent(operation: string): FiberRecord {
+  const rec = currentRecord();
+  if (rec === undefined) throw new NotInFiberError(operation);
+  return rec;
+}
+
+export function liveRecords(): IterableIterator<FiberRecord> {
+  return live.values();
+}
+
+/** A new record with its native fiber (not started, not queued). */
+export function createRecord(body: () => unknown, name: string | undefined, stackSize: number, kind: FiberRecord['kind']): FiberRecord {
+  const id = nextId++;
+  const handle = native.create(stackSize);
+  const rec = new FiberRecord(handle, id, name ?? `fiber-${id}`, kind, body);
+  live.set(handle, rec);
+  return rec;
+}
+
+function trampoline(handle: number): void {
+  const rec = live.get(handle);
+  if (rec === undefined || rec.body === undefined) return;
+  const body = rec.body;
+  rec.body = undefined;
+  rec.status = 'running';
+  rec.async.enter();
+  let outcome: Outcome;
+  try {
+    outcome = { ok: true, value: body() };
+  } catch (error) {
+    outcome = { ok: false, error };
+  }
+  rec.async.exit();
+  complete(rec, outcome);
+}
+
+function complete(rec: FiberRecord, outcome: Outcome): void {
+  rec.outcome = outcome;
+  rec.status = 'done';
+  rec.mode = null;
+  rec.waitingOn = null;
+  live.delete(rec.handle);
+  if (!outcome.ok && outcome.error instanceof FiberInterruptedError && rec.interrupted) rec.interruptionCaught = true;
+  const callbacks = rec.onDone;
+  rec.onDone = [];
+  for (const cb of callbacks) {
+    try {
+      cb();
+    } catch (error) {
+      reportUncaught(rec, error);
+    }
+  }
+  if (!outcome.ok && !rec.interruptionCaught && !rec.observed) {
+    if (rec.detached) reportUncaught(rec, outcome.error);
+    else if (rec.orphan) reportUnhandled(rec, outcome.error);
+  }
+}
+
+/** Marks `error` with the fiber it escaped from, so the default report names it. */
+function tag(rec: FiberRecord, error: unknown): unknown {
+  if (error !== null && typeof error === 'object' && Object.isExtensible(error) && !Object.hasOwn(error, 'fiber')) {
+    Object.defineProperty(error, 'fiber', { value: `${rec.name} (#${rec.id})`, enumerable: true, configurable: true, writable: true });
+  }
+  return error;
+}
+
+/** A detached fiber's error: the process's uncaughtException path, from the loop thread. */
+export function reportUncaught(rec: FiberRecord, error: unknown): void {
+  const tagged = tag(rec, error);
+  process.nextTick(() => {
+    throw tagged;
+  });
+}
+
+/** A joinable fiber's error that nobody can observe any more: reported like an unhandled rejection. */
+export function reportUnhandled(rec: FiberRecord, error: unknown): void {
+  void Promise.reject(tag(rec, error));
+}
+
+/** The value of a finished fiber, or its error thrown. */
+export function unwrap(outcome: Outcome): unknown {
+  if (outcome.ok) return outcome.value;
+  throw outcome.error;
+}
+
+/** Throws the fiber's interruption if one is pending and it may be delivered now. */
+export function checkInterruptOf(rec: FiberRecord): void {
+  if (rec.interrupted && rec.noInterrupt === 0) throw new FiberInterruptedError(rec.interruptReason);
+}
+
+/**
+ * Parks the running fiber until something wakes it (see waker) or `timeoutMs` elapses (negative: no
+ * timeout). Returns true if the timeout elapsed. An interruption point when `interruptible`.
+ */
+export function park(self: FiberRecord, waitingOn: string, timeoutMs: number, interruptible: boolean): boolean {
+  const canInterrupt = interruptible && self.noInterrupt === 0;
+  if (canInterrupt && self.interrupted) throw new FiberInterruptedError(self.interruptReason);
+  self.async.leave(waitingOn);
+  self.status = 'suspended';
+  self.mode = 'parked';
+  self.waitingOn = waitingOn;
+  self.parkInterruptible = canInterrupt;
+  let result: number;
+  try {
+    result = native.park(timeoutMs);
+  } finally {
+    self.async.enter();
+    self.status = 'running';
+    self.mode = null;
+    self.waitingOn = null;
+  }
+  const wakeError = self.wakeError;
+  if (wakeError !== undefined) {
+    self.wakeError = undefined;
+    throw wakeError;
+  }
+  if (canInterrupt && self.interrupted) throw new FiberInterruptedError(self.interruptReason);
+  return result === TIMED_OUT;
+}
+
+/**
+ * A function that wakes `rec` if it is parked in the wait that starts now. Call endWait(rec) when that
+ * wait is over, so a late call cannot wake a later, unrelated wait.
+ */
+export function waker(rec: FiberRecord): () => void {
+  const token = ++rec.wakeToken;
+  return () => {
+    if (rec.wakeToken === token && rec.mode === 'parked') wake(rec);
+  };
+}
+
+export function endWait(rec: FiberRecord): void {
+  rec.wakeToken++;
+}
+
+/** Makes a parked fiber ready; false if it was not parked. */
+export function wake(rec: FiberRecord): boolean {
+  if (!native.wake(rec.handle)) return false;
+  rec.status = 'ready';
+  return true;
+}
+
+/** Runs `fn` with `rec`'s interruption points deferred. */
+export function withoutInterruption<R>(rec: FiberRecord, fn: () => R): R {
+  rec.noInterrupt++;
+  try {
+    return fn();
+  } finally {
+    rec.noInterrupt--;
+  }
+}
+
+/** Sets the sticky interruption flag and wakes the fiber if it is parked at an interruption point. */
+export function interruptRecord(rec: FiberRecord, reason: unknown): void {
+  if (rec.status === 'done' || rec.detached) return;
+  if (!rec.interrupted) {
+    rec.interrupted = true;
+    rec.interruptReason = reason;
+  }
+  if (rec.mode === 'parked' && rec.parkInterruptible) wake(rec);
+}
+
+/**
+ * Suspends `self` until `target` is done, or the timeout elapses (returns false then).
+ * An interruption point when `interruptible`.
+ */
+export function awaitDone(self: FiberRecord, target: FiberRecord, timeoutMs: number, interruptible: boolean): boolean {
+  if (isDone(target)) return true;
+  const deadline = timeoutMs >= 0 ? performance.now() + timeoutMs : Infinity;
+  const wakeSelf = waker(self);
+  target.onDone.push(wakeSelf);
+  try {
+    while (!isDone(target)) {
+      const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
+      if (park(self, `join(${target.label})`, remaining, interruptible) && !isDone(target)) return false;
+    }
+    return true;
+  } finally {
+    endWait(self);
+    const i = target.onDone.indexOf(wakeSelf);
+    if (i >= 0) target.onDone.splice(i, 1);
+  }
+}
+
+/** Hands the loop thread's role to the scheduler's next fiber. Used by yieldNow. */
+export function yieldRunning(self: FiberRecord): void {
+  self.async.leave('yieldNow');
+  self.status = 'ready';
+  try {
+    native.yieldNow();
+  } finally {
+    self.async.enter();
+    self.status = 'running';
+  }
+}
+
+// The process is about to exit with fibers parked: nothing can wake them any more (a fiber waiting on a
+// timer or IO keeps the loop alive). Wake them with DeadlockError so their finally blocks run and their
+// joiners learn it. Fibers that keep parking again are given up after a few rounds; then the exit code
+// says so.
+function detectDeadlock(): void {
+  const stuck = [...live.values()].filter((rec) => rec.mode === 'parked');
+  if (stuck.length === 0) {
+    deadlockRounds = 0;
+    return;
+  }
+  deadlockRounds = live.size < deadlockLive || deadlockRounds === 0 ? 1 : deadlockRounds + 1;
+  deadlockLive = live.size;
+  if (deadlockRounds > 3) {
+    process.emitWarning(`${stuck.length} fiber(s) stay deadlocked after repeated DeadlockErrors: ${stuck.map((r) => r.label).join(', ')}`, {
+      code: 'SPINDLE_DEADLOCK',
+    });
+    if (!process.exitCode) process.exitCode = 1;
+    return;
+  }
+  for (const rec of stuck) {
+    rec.wakeError = new DeadlockError(rec.label, rec.waitingOn ?? 'something');
+    deadlockVictims.add(rec);
+    wake(rec);
+  }
+}
+
+function reportDeadlockVictims(code: number): void {
+  const unobserved = [...deadlockVictims].filter(
+    (rec) => rec.status === 'done' && rec.outcome && !rec.outcome.ok && rec.outcome.error instanceof DeadlockError && !rec.observed && !rec.detached,
+  );
+  if (unobserved.length === 0) return;
+  for (const rec of unobserved) process.stderr.write(`spindle: fiber ${rec.label} ended by ${String((rec.outcome as { error: unknown }).error)}\n`);
+  if (code === 0) process.exitCode = 1;
+}
+
+const state = native.init(trampoline);
+shared = new Uint32Array(state);
+process.on('beforeExit', detectDeadlock);
+process.on('exit', reportDeadlockVictims);
