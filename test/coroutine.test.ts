@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+
+import { Coroutine, FiberStateError, NotInFiberError, coroutine, current, sleep, spawn, suspend } from '../dist/index.js';
+
+describe('coroutine (the asymmetric primitive)', () => {
+  it('passes values in and out across resume/suspend', () => {
+    const seen: unknown[] = [];
+    const co = coroutine<string, number, number>((first) => {
+      seen.push(first);
+      let total = first;
+      for (;;) {
+        const next = suspend<number, number>(total);
+        if (next < 0) return `sum ${total}`;
+        seen.push(next);
+        total += next;
+      }
+    });
+    expect(co).toBeInstanceOf(Coroutine);
+    expect(co.resume(1)).toEqual({ done: false, value: 1 });
+    expect(co.resume(2)).toEqual({ done: false, value: 3 });
+    expect(co.resume(10)).toEqual({ done: false, value: 13 });
+    expect(co.resume(-1)).toEqual({ done: true, value: 'sum 13' });
+    expect(seen).toEqual([1, 2, 10]);
+    expect(co.status).toBe('done');
+    expect(() => co.resume()).toThrow(FiberStateError);
+  });
+
+  it('throws errors both ways', () => {
+    const co = coroutine(() => {
+      try {
+        suspend('waiting');
+      } catch (err) {
+        return `caught ${(err as Error).message}`;
+      }
+      return 'not reached';
+    });
+    expect(co.resume()).toEqual({ done: false, value: 'waiting' });
+    expect(co.throwInto(new Error('boom'))).toEqual({ done: true, value: 'caught boom' });
+
+    const failing = coroutine(() => {
+      suspend();
+      throw new TypeError('inside');
+    });
+    failing.resume();
+    expect(() => failing.resume()).toThrow(TypeError);
+  });
+
+  it('knows the current fiber inside nested coroutines', () => {
+    const names: string[] = [];
+    const inner = coroutine(() => {
+      names.push(current()!.name);
+      suspend();
+      names.push(current()!.name);
+    }, { name: 'inner' });
+    const outer = coroutine(() => {
+      names.push(current()!.name);
+      inner.resume();
+      names.push(current()!.name);
+      suspend();
+      inner.resume();
+      names.push(current()!.name);
+    }, { name: 'outer' });
+    expect(current()).toBeUndefined();
+    outer.resume();
+    expect(current()).toBeUndefined();
+    outer.resume();
+    expect(names).toEqual(['outer', 'inner', 'outer', 'inner', 'outer']);
+  });
+
+  it('refuses misuse with clear errors', async () => {
+    expect(() => suspend()).toThrow(NotInFiberError);
+    const self = coroutine(() => (current() as Coroutine).resume());
+    expect(() => self.resume()).toThrow(FiberStateError);
+    // suspend in a spawned fiber: it has no resumer
+    const f = spawn(() => suspend());
+    await expect(f.result()).rejects.toThrow(FiberStateError);
+  });
+
+  it('returns to the resumer when it parks on the scheduler, and the scheduler finishes it', async () => {
+    const co = coroutine(() => {
+      sleep(5);
+      return 'slept';
+    });
+    expect(co.resume()).toEqual({ done: false, value: undefined });
+    expect(co.status).toBe('suspended');
+    expect(() => co.resume()).toThrow(FiberStateError);
+    await expect(co.result()).resolves.toBe('slept');
+  });
+});

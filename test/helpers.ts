@@ -1,0 +1,34 @@
+// Shared test helpers. Tests use the built package (dist/), exactly as users load it.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export const root = path.resolve(__dirname, '..');
+/** Absolute paths of the entry points, for scripts run in a child process. */
+export const cjsEntry = path.join(root, 'dist', 'cjs', 'index.js');
+export const esmEntry = path.join(root, 'dist', 'index.js');
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `source` as a CommonJS script in a fresh Node process (same binary as the tests) and returns
+ * its exit status and output. `SPINDLE` in the source is replaced by the package's CommonJS entry path
+ * (as a string literal). The timeout is only a safety net against hangs.
+ */
+export function runScript(source: string, opts: { timeoutMs?: number; args?: string[]; env?: NodeJS.ProcessEnv; ext?: string } = {}): RunResult {
+  const dir = mkdtempSync(path.join(tmpdir(), 'spindle-test-'));
+  const file = path.join(dir, `script${opts.ext ?? '.cjs'}`);
+  writeFileSync(file, source.replaceAll('SPINDLE', JSON.stringify(opts.ext === '.mjs' ? esmEntry : cjsEntry)));
+  const r = spawnSync(process.execPath, [...(opts.args ?? []), file], {
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 60_000,
+    env: { ...process.env, ...opts.env },
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
