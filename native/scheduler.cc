@@ -207,7 +207,11 @@ void Scheduler::dispatch() {
     }
     return;
   }
-  engine_.in_callback_scope([](void* self) { static_cast<Scheduler*>(self)->dispatch_pass(); }, this);
+  // Closing the callback scope runs ticks and microtasks, which may make more fibers ready: run them
+  // too before the loop polls, up to a bound that keeps fibers yielding in a loop from starving IO.
+  for (int pass = 0; pass < kPassesPerTurn && ready_head_ != nullptr && !terminating_; ++pass) {
+    engine_.in_callback_scope([](void* self) { static_cast<Scheduler*>(self)->dispatch_pass(); }, this);
+  }
   if (ready_head_ == nullptr && idle_active_) {
     idle_active_ = false;
     uv_idle_stop(&idle_);

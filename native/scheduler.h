@@ -63,7 +63,8 @@ class Scheduler final : public FiberHost {
  private:
   static constexpr uint32_t kSlotBits = 22;
   static constexpr uint32_t kSlotMask = (1u << kSlotBits) - 1;
-  static constexpr int kPassBudget = 256;  // switches per dispatch pass before the loop gets a turn
+  static constexpr int kPassBudget = 256;  // switches per dispatch pass
+  static constexpr int kPassesPerTurn = 8;  // passes per loop phase before the loop gets a turn
 
   Fiber* lookup(uint32_t handle) const;
   Fiber* running_fiber() const { return running_->is_main ? nullptr : static_cast<Fiber*>(running_); }

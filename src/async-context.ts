@@ -76,7 +76,13 @@ export class FiberAsyncState {
     }
     const { kStackLength } = aw.constants;
     this.base = aw.async_hook_fields[kStackLength];
-    for (const level of this.saved) aw.pushAsyncContext(level.id, level.trigger, level.resource);
+    for (const level of this.saved) {
+      // The binding's push records ids only; resources of JS-pushed levels live in this array (as
+      // Node's own JS push does), and the binding's pop truncates it again.
+      const offset = aw.async_hook_fields[kStackLength];
+      aw.pushAsyncContext(level.id, level.trigger, level.resource);
+      aw.execution_async_resources[offset] = level.resource;
+    }
     this.saved.length = 0;
   }
 

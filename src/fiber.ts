@@ -173,6 +173,7 @@ export class Fiber<T = unknown> {
     if (rec === self) throw new FiberStateError(`fiber ${rec.label} cannot join itself`);
     if (rec.detached) throw new FiberStateError(`fiber ${rec.label} is detached and cannot be joined`);
     if (rec.joined) throw new FiberStateError(`fiber ${rec.label} was already joined`);
+    const observedBefore = rec.observed;
     rec.joined = true;
     rec.observed = true;
     let done = false;
@@ -180,8 +181,9 @@ export class Fiber<T = unknown> {
       done = awaitDone(self, rec, timeout, true);
     } finally {
       if (!done) {
+        // A failed join (timeout, interruption) leaves the fiber as it was: joinable again.
         rec.joined = false;
-        rec.observed = false;
+        rec.observed = observedBefore;
       }
     }
     if (!done) throw new TimeoutError(`join(${rec.label})`, timeout);
@@ -277,10 +279,14 @@ export function sleep(ms: number): void {
   if (ms === Infinity) {
     for (;;) park(self, 'sleep(Infinity)', -1, true);
   }
+  // libuv timers count whole milliseconds of a cached clock and may fire a fraction early: sleep on
+  // until the high-resolution clock agrees (and at least once, so sleep(0) lets the loop turn).
   const deadline = performance.now() + ms;
-  while (!park(self, `sleep(${ms})`, Math.max(0, deadline - performance.now()), true)) {
-    // woken early by something unrelated: keep sleeping
-  }
+  let remaining = ms;
+  do {
+    park(self, `sleep(${ms})`, remaining, true);
+    remaining = deadline - performance.now();
+  } while (remaining > 0);
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -2,6 +2,8 @@
  * spindle: stackful fibers for Node.js.
  * @packageDocumentation
  */
+import './builtins.js';
+
 export {
   DEFAULT_STACK_SIZE,
   Fiber,
