@@ -15,13 +15,17 @@
 //      (src/native.ts loads it instead of the default build); the same PATH, so tests spawning `node`
 //      or process.execPath get the Node under test. Results go to build-nodeN/vitest-results.json and
 //      the full output to build-nodeN/vitest.log.
-// Prints a table (Node version, passed, failed) and the failures; exits non-zero if anything failed.
+// Prints a table (Node version, passed, failed, not run, unhandled errors) and the details of every
+// failure (from the saved output, so diffs show); exits non-zero if a test failed, vitest reported an
+// unhandled error (e.g. a test worker died), or a build failed.
 //   SPINDLE_MATRIX_TIMEOUT  minutes a single Node's vitest run may take before it is killed (default 30)
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { printDetails, readLog, readResults } from './vitest-report.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -103,6 +107,12 @@ function buildAddon(node, outDir) {
   return addon;
 }
 
+/** vitest's stdout is a pipe here: keep colours only when our own stdout is a terminal. */
+function colorEnv() {
+  if (process.env.FORCE_COLOR || process.env.NO_COLOR) return {};
+  return process.stdout.isTTY ? { FORCE_COLOR: '1' } : { NO_COLOR: '1' };
+}
+
 /** Runs vitest with the output both shown and saved; resolves with { code, signal, timedOut }. */
 function runVitest(node, addon, outDir) {
   const resultsFile = path.join(root, outDir, 'vitest-results.json');
@@ -115,7 +125,7 @@ function runVitest(node, addon, outDir) {
   return new Promise((resolve) => {
     const child = spawn(node.bin, vargs, {
       cwd: root,
-      env: envWithNode(path.dirname(node.bin), { SPINDLE_ADDON: addon, FORCE_COLOR: process.env.FORCE_COLOR ?? '0' }),
+      env: envWithNode(path.dirname(node.bin), { SPINDLE_ADDON: addon, ...colorEnv() }),
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // own process group, so a hung run can be killed with all its workers
     });
@@ -145,51 +155,23 @@ function runVitest(node, addon, outDir) {
   });
 }
 
-// Lines in the output that point at a crash of Node, V8, libuv or the addon.
-const CRASH_PATTERNS = [
-  /FATAL ERROR/, /Check failed/, /Fatal error in/, /Segmentation fault/, /SIGSEGV|SIGABRT|SIGBUS|SIGILL|SIGTRAP/,
-  /async hook stack has become corrupted/i, /Assertion .* failed/, /Aborted/, /core dumped/,
-  /Worker exited unexpectedly|Channel closed|Unexpected exit/i, /terminate called/,
-];
-
 function summarize(major, node, res) {
-  const row = { major, version: node?.version ?? '?', passed: 0, failed: 0, skipped: 0, note: '', failures: [], crashLines: [] };
+  const row = { major, version: node?.version ?? `${major}.?`, passed: 0, failed: 0, notRun: 0, errors: 0, note: '', results: null, logInfo: null };
   if (!res) return row;
   if (res.timedOut) row.note = `killed after ${timeoutMin} min`;
   else if (res.signal) row.note = `vitest killed by ${res.signal}`;
   else if (res.code !== 0) row.note = `vitest exit ${res.code}`;
-  if (existsSync(res.resultsFile)) {
-    const r = JSON.parse(readFileSync(res.resultsFile, 'utf8'));
-    row.passed = r.numPassedTests;
-    row.failed = r.numFailedTests;
-    row.skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-    for (const file of r.testResults) {
-      const rel = path.relative(root, file.name);
-      if (file.status === 'failed' && file.assertionResults.length === 0) {
-        // The file failed to load or its worker died before reporting any test.
-        row.failed += 1;
-        row.failures.push({ name: `${rel} (file failed, no tests reported)`, message: file.message || '(no message)' });
-      }
-      for (const t of file.assertionResults) {
-        if (t.status === 'failed') row.failures.push({ name: `${rel} > ${t.fullName}`, message: (t.failureMessages ?? []).join('\n') });
-      }
-    }
+  row.results = readResults(res.resultsFile, root);
+  row.logInfo = readLog(res.logFile);
+  if (row.results) {
+    row.passed = row.results.passed;
+    row.failed = row.results.failed;
+    row.notRun = row.results.notRun;
   } else {
     row.note = [row.note, 'no JSON results'].filter(Boolean).join(', ');
-    row.failed += 1;
   }
-  if (existsSync(res.logFile)) {
-    const lines = readFileSync(res.logFile, 'utf8').split('\n');
-    row.crashLines = lines.filter((l) => CRASH_PATTERNS.some((p) => p.test(l))).slice(0, 40);
-  }
+  row.errors = row.logInfo.errorCount || (row.logInfo.unhandled ? 1 : 0);
   return row;
-}
-
-function indent(text, n = 6) {
-  const lines = text.trim().split('\n');
-  const shown = lines.slice(0, 25);
-  if (lines.length > shown.length) shown.push(`... (${lines.length - shown.length} more lines)`);
-  return shown.map((l) => ' '.repeat(n) + l).join('\n');
 }
 
 // dist/ does not depend on the Node version: build it once with the running Node.
@@ -214,16 +196,13 @@ for (const major of majors) {
     console.error(`[node-matrix] Node ${major}: ${err.message}`);
   }
   const row = summarize(major, node, res);
-  if (buildError) {
-    row.note = `setup failed: ${buildError}`;
-    row.failed += 1;
-  }
+  if (buildError) row.note = `setup failed: ${buildError}`;
   rows.push(row);
 }
 
 // Summary.
-const header = ['Node', 'passed', 'failed', 'skipped', 'note'];
-const table = rows.map((r) => [`v${r.version}`, String(r.passed), String(r.failed), String(r.skipped), r.note]);
+const header = ['Node', 'passed', 'failed', 'not run', 'unhandled errors', 'note'];
+const table = rows.map((r) => [`v${r.version}`, String(r.passed), String(r.failed), String(r.notRun), String(r.errors), r.note]);
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
 const fmt = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
 console.log('\n==================== node matrix ====================');
@@ -232,17 +211,15 @@ console.log(fmt(widths.map((w) => '-'.repeat(w))));
 for (const t of table) console.log(fmt(t));
 
 for (const r of rows) {
-  if (r.failures.length === 0 && r.crashLines.length === 0) continue;
-  console.log(`\n--- Node v${r.version} ---`);
-  for (const f of r.failures) {
-    console.log(`  FAIL ${f.name}`);
-    console.log(indent(f.message));
-  }
-  if (r.crashLines.length) {
-    console.log(`  crash-like lines in build-node${r.major}/vitest.log:`);
-    for (const l of r.crashLines) console.log(`      ${l}`);
-  }
+  if (!r.logInfo) continue;
+  const clean = r.failed === 0 && r.errors === 0 && r.notRun === 0 && r.logInfo.crashLines.length === 0 && !r.note;
+  if (clean) continue;
+  console.log(`\n--- Node v${r.version} (full output: build-node${r.major}/vitest.log) ---`);
+  printDetails(r.results, r.logInfo, `build-node${r.major}/vitest.log`);
 }
+console.log('\n(table repeated)');
+for (const t of [header, widths.map((w) => '-'.repeat(w)), ...table]) console.log(fmt(t));
 
-const bad = rows.some((r) => r.failed > 0 || r.note);
+// "not run" alone (skipped tests) is not a failure; a run that reported unhandled errors is.
+const bad = rows.some((r) => r.failed > 0 || r.errors > 0 || r.note);
 process.exit(bad ? 1 : 0);
