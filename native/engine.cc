@@ -89,6 +89,9 @@ bool Engine::call_trampoline(uint32_t handle) {
 
 void Engine::unlocked(bool on_loop_thread, void (*wait)(void*), void* arg) {
   v8::Isolate* isolate = impl_->isolate;
+  // Re-locking may create handles (Node 24's V8 does); the loop thread can get here at teardown,
+  // where Node has sealed its handle scope.
+  v8::HandleScope handles(isolate);
   if (!on_loop_thread) isolate->Exit();
   {
     v8::Unlocker unlocker(isolate);

@@ -149,8 +149,8 @@ function runVitest(node, addon, outDir) {
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      logStream.end();
-      resolve({ code, signal, timedOut, resultsFile, logFile });
+      // Resolve once the log is flushed: the summary reads it back.
+      logStream.end(() => resolve({ code, signal, timedOut, resultsFile, logFile }));
     });
   });
 }
