@@ -3,17 +3,7 @@ import { AsyncLocalStorage, executionAsyncId } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
 
 import { type Fiber, sleep, spawn, wait, yieldNow } from '../dist/index.js';
-import { runScript } from './helpers';
-
-/** Runs `fn` in a fiber and resolves with its outcome. */
-function inFiber<T>(fn: () => T): Promise<T> {
-  return spawn(fn).result();
-}
-
-/** Resolves once `cond()` holds, checking once per event-loop turn (fibers started from the loop run between turns). */
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((resolve) => setImmediate(resolve));
-}
+import { inFiber, runScript, until } from './helpers.js';
 
 const nodeMajor = Number(process.versions.node.split('.')[0]);
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { root } from './helpers';
+import { root } from './helpers.js';
 
 const cli = path.join(root, 'bench', 'cli.mjs');
 const outDir = mkdtempSync(path.join(tmpdir(), 'spindle-bench-'));

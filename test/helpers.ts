@@ -4,6 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { spawn } from '../dist/index.js';
+
 export const root = path.resolve(__dirname, '..');
 /** Absolute paths of the entry points, for scripts run in a child process. */
 export const cjsEntry = path.join(root, 'dist', 'cjs', 'index.js');
@@ -31,4 +33,24 @@ export function runScript(source: string, opts: { timeoutMs?: number; args?: str
     env: { ...process.env, ...opts.env },
   });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs `fn` in a new fiber and resolves with its outcome. */
+export function inFiber<T>(fn: () => T): Promise<T> {
+  return spawn(fn).result();
+}
+
+/** Calls `fn` and returns what it threw (fails the test if it returned). */
+export function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the call to throw');
+}
+
+/** Resolves once `cond()` holds, checking once per event-loop turn. */
+export async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((resolve) => setImmediate(resolve));
 }

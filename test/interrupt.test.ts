@@ -12,30 +12,12 @@ import {
   yieldNow,
 } from '../dist/index.js';
 
-/** Runs `fn` in a fiber and resolves with its outcome. */
-function inFiber<T>(fn: () => T): Promise<T> {
-  return spawn(fn).result();
-}
-
-/** The error `fn` throws (fails the test if it returns). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
+import { inFiber, thrown, until } from './helpers.js';
 
 function expectInterrupted(error: unknown, reason: unknown): void {
   expect(error).toBeInstanceOf(FiberInterruptedError);
   expect((error as FiberInterruptedError).code).toBe('ERR_FIBER_INTERRUPTED');
   expect((error as FiberInterruptedError).reason).toBe(reason);
-}
-
-/** Resolves once `cond()` holds, checking once per event-loop turn (fibers started from the loop run between turns). */
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((resolve) => setImmediate(resolve));
 }
 
 const never = () => new Promise<never>(() => {});

@@ -2,7 +2,7 @@
 // parked fibers, uncaught errors, worker threads. Each case runs in a child process.
 import { describe, expect, it } from 'vitest';
 
-import { type RunResult, runScript } from './helpers';
+import { type RunResult, runScript } from './helpers.js';
 
 const CRASH = /FATAL|Check failed|Segmentation|Abort|core dumped|double free|heap corruption/i;
 

@@ -2,10 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { FiberLocal, sleep, spawn, wait, yieldNow } from '../dist/index.js';
 
-/** Runs `fn` in a fiber and resolves with its outcome. */
-function inFiber<T>(fn: () => T): Promise<T> {
-  return spawn(fn).result();
-}
+import { inFiber } from './helpers.js';
 
 describe('FiberLocal', () => {
   it('keeps one value per fiber and a separate one outside fibers', async () => {

@@ -12,22 +12,7 @@ import {
   uninterruptible,
   yieldNow,
 } from '../dist/index.js';
-import { runScript } from './helpers';
-
-/** Runs `fn` in a fiber and resolves with its outcome. */
-function inFiber<T>(fn: () => T): Promise<T> {
-  return spawn(fn).result();
-}
-
-/** The error `fn` throws (fails the test if it returns). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
+import { inFiber, runScript, thrown } from './helpers.js';
 
 describe('scope (structured concurrency)', () => {
   it('waits for every child before returning the value of fn', async () => {

@@ -16,6 +16,8 @@ import {
   yieldNow,
 } from '../dist/index.js';
 
+import { thrown } from './helpers.js';
+
 /** A promise with its resolve/reject exposed, to release fibers at a chosen moment. */
 function deferred<T = void>() {
   let resolve!: (value: T) => void;
@@ -25,16 +27,6 @@ function deferred<T = void>() {
     reject = rej;
   });
   return { promise, resolve, reject };
-}
-
-/** Calls `fn` and returns what it threw (fails if it returned). */
-function thrownBy(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to throw');
 }
 
 describe('spawn', () => {
@@ -203,7 +195,7 @@ describe('join', () => {
         yieldNow();
         throw boom;
       });
-      return thrownBy(() => child.join());
+      return thrown(() => child.join());
     });
     await expect(outer.result()).resolves.toBe(boom);
   });
@@ -223,7 +215,7 @@ describe('join', () => {
     const target = spawn(() => wait(gate.promise));
     const joiner = spawn(() => {
       const t0 = performance.now();
-      const err = thrownBy(() => target.join({ timeout: 30 }));
+      const err = thrown(() => target.join({ timeout: 30 }));
       const elapsed = performance.now() - t0;
       expect(err).toBeInstanceOf(TimeoutError);
       expect(err).toMatchObject({ code: 'ERR_FIBER_TIMEOUT' });
@@ -233,7 +225,7 @@ describe('join', () => {
       expect(target.status).toBe('suspended');
       expect(target.joinable).toBe(true);
 
-      expect(thrownBy(() => target.join({ timeout: 0 }))).toBeInstanceOf(TimeoutError);
+      expect(thrown(() => target.join({ timeout: 0 }))).toBeInstanceOf(TimeoutError);
       expect(target.joinable).toBe(true);
 
       gate.resolve('late');
@@ -244,7 +236,7 @@ describe('join', () => {
   });
 
   it('refuses to join itself (FiberStateError)', async () => {
-    const f = spawn(() => thrownBy(() => current()!.join()));
+    const f = spawn(() => thrown(() => current()!.join()));
     const err = await f.result();
     expect(err).toBeInstanceOf(FiberStateError);
     expect(err).toMatchObject({ code: 'ERR_FIBER_STATE' });
@@ -257,10 +249,10 @@ describe('join', () => {
     const second = spawn(() => {
       // `first` is already suspended in join(target) when this runs.
       expect(first.status).toBe('suspended');
-      const concurrent = thrownBy(() => target.join());
+      const concurrent = thrown(() => target.join());
       gate.resolve(7);
       const joinerValue = first.join();
-      const again = thrownBy(() => target.join());
+      const again = thrown(() => target.join());
       return { concurrent, joinerValue, again };
     });
     const { concurrent, joinerValue, again } = await second.result();
@@ -275,7 +267,7 @@ describe('join', () => {
     const outer = spawn(() => {
       const child = spawn(() => 'detached');
       child.detach();
-      return thrownBy(() => child.join());
+      return thrown(() => child.join());
     });
     const err = await outer.result();
     expect(err).toBeInstanceOf(FiberStateError);
@@ -284,7 +276,7 @@ describe('join', () => {
 
   it('throws NotInFiberError outside fibers, leaving the fiber joinable', async () => {
     const f = spawn(() => 'value');
-    const err = thrownBy(() => f.join());
+    const err = thrown(() => f.join());
     expect(err).toBeInstanceOf(NotInFiberError);
     expect(err).toMatchObject({ code: 'ERR_NOT_IN_FIBER' });
     expect(f.joinable).toBe(true);
@@ -408,7 +400,7 @@ describe('wait', () => {
 
   it('throws the reason of a rejected promise (the same object)', async () => {
     const reason = new Error('rejected');
-    const f = spawn(() => thrownBy(() => wait(Promise.reject(reason))));
+    const f = spawn(() => thrown(() => wait(Promise.reject(reason))));
     await expect(f.result()).resolves.toBe(reason);
   });
 
@@ -434,7 +426,7 @@ describe('wait', () => {
 describe('outside fibers', () => {
   it('wait, sleep and yieldNow throw NotInFiberError', () => {
     for (const call of [() => wait(Promise.resolve(1)), () => sleep(1), () => yieldNow()]) {
-      const err = thrownBy(call);
+      const err = thrown(call);
       expect(err).toBeInstanceOf(NotInFiberError);
       expect(err).toMatchObject({ code: 'ERR_NOT_IN_FIBER' });
     }
@@ -474,7 +466,7 @@ describe('fiberize', () => {
 
 describe('argument checks', () => {
   const expectArgError = (call: () => unknown, type: typeof TypeError | typeof RangeError, code: string, name: string) => {
-    const err = thrownBy(call);
+    const err = thrown(call);
     expect(err).toBeInstanceOf(type);
     expect(err).toMatchObject({ code });
     expect((err as Error).message).toContain(`"${name}"`);
