@@ -49,9 +49,16 @@ export class TimeoutError extends SpindleError {
 export class DeadlockError extends SpindleError {
   /** What the fiber was waiting on when the deadlock was detected. */
   readonly waitingOn: string;
-  constructor(fiber: string, waitingOn: string) {
-    super('ERR_FIBER_DEADLOCK', `deadlock: fiber ${fiber} waits on ${waitingOn}, and nothing left in the process can wake it`);
+  /** The cycle of waits it is part of ("#1 'a' waits on lock(Mutex #2), held by #3 'b'", ...), if any. */
+  readonly cycle: string[];
+  constructor(fiber: string, waitingOn: string, cycle: string[] = []) {
+    super(
+      'ERR_FIBER_DEADLOCK',
+      `deadlock: fiber ${fiber} waits on ${waitingOn}, and nothing left in the process can wake it` +
+        (cycle.length > 0 ? ` (cycle: ${cycle.join('; ')})` : ''),
+    );
     this.waitingOn = waitingOn;
+    this.cycle = cycle;
   }
 }
 

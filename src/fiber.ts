@@ -23,6 +23,7 @@ import {
   yieldRunning,
 } from './runtime.js';
 import { native } from './native.js';
+import { timeoutOption } from './options.js';
 
 export type { FiberStatus } from './runtime.js';
 
@@ -113,16 +114,6 @@ export function newRecord(fn: unknown, opts: SpawnOptions | undefined, kind: Fib
   return rec;
 }
 
-function timeoutOf(opts: JoinOptions | undefined, name: string): number {
-  if (opts === undefined) return -1;
-  if (opts === null || typeof opts !== 'object') throw invalidArg(name, 'an object', opts);
-  const t = opts.timeout;
-  if (t === undefined) return -1;
-  if (typeof t !== 'number' || Number.isNaN(t)) throw invalidArg(`${name}.timeout`, 'a number', t);
-  if (t < 0) throw outOfRange(`${name}.timeout`, '>= 0', t);
-  return t;
-}
-
 /**
  * A handle on a fiber: a function running on its own stack, which can suspend anywhere (inside a sort
  * comparator, a getter, a Proxy trap...) while other fibers run. Made by {@link spawn}.
@@ -168,7 +159,7 @@ export class Fiber<T = unknown> {
    */
   join(opts?: JoinOptions): T {
     const rec = recordOf(this);
-    const timeout = timeoutOf(opts, 'opts');
+    const timeout = timeoutOption(opts);
     const self = requireCurrent('join');
     if (rec === self) throw new FiberStateError(`fiber ${rec.label} cannot join itself`);
     if (rec.detached) throw new FiberStateError(`fiber ${rec.label} is detached and cannot be joined`);

@@ -32,3 +32,4 @@ export {
   SpindleError,
   TimeoutError,
 } from './errors.js';
+export * from './sync/index.js';

@@ -18,6 +18,8 @@ export class FiberRecord {
   status: FiberStatus = 'ready';
   mode: SuspendMode = null;
   waitingOn: string | null = null;
+  /** While parked: the fibers that could release what it waits on (a mutex's owner, a joined fiber). */
+  blockers: (() => Iterable<FiberRecord>) | undefined;
   outcome: Outcome | undefined;
   body: (() => unknown) | undefined;
   detached = false;
@@ -172,13 +174,20 @@ export function checkInterruptOf(rec: FiberRecord): void {
  * Parks the running fiber until something wakes it (see waker) or `timeoutMs` elapses (negative: no
  * timeout). Returns true if the timeout elapsed. An interruption point when `interruptible`.
  */
-export function park(self: FiberRecord, waitingOn: string, timeoutMs: number, interruptible: boolean): boolean {
+export function park(
+  self: FiberRecord,
+  waitingOn: string,
+  timeoutMs: number,
+  interruptible: boolean,
+  blockers?: () => Iterable<FiberRecord>,
+): boolean {
   const canInterrupt = interruptible && self.noInterrupt === 0;
   if (canInterrupt && self.interrupted) throw new FiberInterruptedError(self.interruptReason);
   self.async.leave(waitingOn);
   self.status = 'suspended';
   self.mode = 'parked';
   self.waitingOn = waitingOn;
+  self.blockers = blockers;
   self.parkInterruptible = canInterrupt;
   let result: number;
   try {
@@ -188,6 +197,7 @@ export function park(self: FiberRecord, waitingOn: string, timeoutMs: number, in
     self.status = 'running';
     self.mode = null;
     self.waitingOn = null;
+    self.blockers = undefined;
   }
   const wakeError = self.wakeError;
   if (wakeError !== undefined) {
@@ -252,7 +262,7 @@ export function awaitDone(self: FiberRecord, target: FiberRecord, timeoutMs: num
   try {
     while (!isDone(target)) {
       const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
-      if (park(self, `join(${target.label})`, remaining, interruptible) && !isDone(target)) return false;
+      if (park(self, `join(${target.label})`, remaining, interruptible, () => [target]) && !isDone(target)) return false;
     }
     return true;
   } finally {
@@ -294,10 +304,37 @@ function detectDeadlock(): void {
     return;
   }
   for (const rec of stuck) {
-    rec.wakeError = new DeadlockError(rec.label, rec.waitingOn ?? 'something');
+    rec.wakeError = new DeadlockError(rec.label, rec.waitingOn ?? 'something', waitCycle(rec));
     deadlockVictims.add(rec);
     wake(rec);
   }
+}
+
+/**
+ * The cycle of parked fibers that `start` is part of, following what each waits on to the fibers that
+ * could release it: each entry reads "#1 'a' waits on lock(Mutex #2), held by #3 'b'". Empty when
+ * there is no cycle (it waits on something no fiber holds, like a promise or an empty channel).
+ */
+function waitCycle(start: FiberRecord): string[] {
+  const path: FiberRecord[] = [];
+  const onPath = new Set<FiberRecord>();
+  const dead = new Set<FiberRecord>();
+  const visit = (rec: FiberRecord): FiberRecord[] | undefined => {
+    if (onPath.has(rec)) return path.slice(path.indexOf(rec));
+    if (dead.has(rec) || rec.mode !== 'parked' || rec.blockers === undefined) return undefined;
+    path.push(rec);
+    onPath.add(rec);
+    for (const next of rec.blockers()) {
+      const cycle = visit(next);
+      if (cycle !== undefined) return cycle;
+    }
+    path.pop();
+    onPath.delete(rec);
+    dead.add(rec);
+    return undefined;
+  };
+  const cycle = visit(start) ?? [];
+  return cycle.map((rec, i) => `${rec.label} waits on ${rec.waitingOn}, held by ${cycle[(i + 1) % cycle.length].label}`);
 }
 
 function reportDeadlockVictims(code: number): void {

@@ -1,0 +1,165 @@
+// Wait queues shared by every primitive: FIFO lists of waiters, where a waiter is a parked fiber or an
+// async caller (a promise). A primitive completes a waiter (grants the lock, hands over a value) and
+// wakes it; the waiter then finds its wait done. Completion always wins over a timeout or an
+// interruption that arrives at the same time, so nothing granted or delivered is ever lost.
+import { TimeoutError } from '../errors.js';
+import { type FiberRecord, endWait, park, waker } from '../runtime.js';
+
+/** One wait of one fiber or async caller. A select waits once on several queues (one entry each). */
+export class Waiter {
+  /** Set when a primitive completed this wait. */
+  done = false;
+  /** Which entry completed it (a select's case index; 0 for plain waits). */
+  index = -1;
+  /** The value handed over, if any. */
+  value: unknown = undefined;
+  /** Completed because the object was closed rather than by an operation. */
+  closed = false;
+  readonly #wake: () => void;
+
+  constructor(
+    /** The waiting fiber, or undefined for an async caller. */
+    readonly fiber: FiberRecord | undefined,
+    wake: () => void,
+  ) {
+    this.#wake = wake;
+  }
+
+  /** A waiter for the running fiber `self`. */
+  static forFiber(self: FiberRecord): Waiter {
+    return new Waiter(self, waker(self));
+  }
+
+  complete(index: number, value?: unknown, closed = false): void {
+    this.done = true;
+    this.index = index;
+    this.value = value;
+    this.closed = closed;
+    this.#wake();
+  }
+}
+
+/** One waiter's place in one queue; `payload` is what it brings (a value to send, permits wanted...). */
+export class Entry<P = unknown> {
+  prev: Entry<P> | undefined = undefined;
+  next: Entry<P> | undefined = undefined;
+  queue: WaitQueue<P> | undefined = undefined;
+  constructor(
+    readonly waiter: Waiter,
+    readonly index: number,
+    readonly payload: P,
+  ) {}
+}
+
+/** A FIFO of entries with O(1) removal (for timeouts, interruptions and selects). */
+export class WaitQueue<P = unknown> {
+  #head: Entry<P> | undefined = undefined;
+  #tail: Entry<P> | undefined = undefined;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(entry: Entry<P>): Entry<P> {
+    entry.queue = this;
+    entry.prev = this.#tail;
+    entry.next = undefined;
+    if (this.#tail === undefined) this.#head = entry;
+    else this.#tail.next = entry;
+    this.#tail = entry;
+    this.#size++;
+    return entry;
+  }
+
+  remove(entry: Entry<P>): void {
+    if (entry.queue !== this) return;
+    if (entry.prev === undefined) this.#head = entry.next;
+    else entry.prev.next = entry.next;
+    if (entry.next === undefined) this.#tail = entry.prev;
+    else entry.next.prev = entry.prev;
+    entry.prev = entry.next = entry.queue = undefined;
+    this.#size--;
+  }
+
+  /** The first entry whose waiter still waits (entries of waiters completed elsewhere are dropped). */
+  first(): Entry<P> | undefined {
+    let entry = this.#head;
+    while (entry !== undefined && entry.waiter.done) {
+      this.remove(entry);
+      entry = this.#head;
+    }
+    return entry;
+  }
+
+  /** Removes and returns first(). */
+  shift(): Entry<P> | undefined {
+    const entry = this.first();
+    if (entry !== undefined) this.remove(entry);
+    return entry;
+  }
+
+  /** The live entries, oldest first. */
+  *[Symbol.iterator](): IterableIterator<Entry<P>> {
+    for (let entry = this.#head; entry !== undefined; entry = entry.next) if (!entry.waiter.done) yield entry;
+  }
+}
+
+/**
+ * Suspends the running fiber until `waiter` is completed or `timeoutMs` elapses (negative: never).
+ * Returns false on timeout. A completed wait is reported completed even if an interruption or the
+ * timeout came at the same moment (the interruption then stays pending for the next interruption
+ * point). `blockers` names the fibers that could complete it, for deadlock reports.
+ */
+export function blockOn(
+  self: FiberRecord,
+  waiter: Waiter,
+  operation: string,
+  timeoutMs: number,
+  interruptible: boolean,
+  blockers?: () => Iterable<FiberRecord>,
+): boolean {
+  const deadline = timeoutMs >= 0 ? performance.now() + timeoutMs : Infinity;
+  try {
+    while (!waiter.done) {
+      const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
+      let timedOut: boolean;
+      try {
+        timedOut = park(self, operation, remaining, interruptible, blockers);
+      } catch (error) {
+        if (waiter.done) return true;
+        throw error;
+      }
+      if (timedOut && !waiter.done) return false;
+    }
+    return true;
+  } finally {
+    endWait(self);
+  }
+}
+
+/**
+ * The async twin of blockOn: a waiter for code outside fibers, and a promise that resolves when it is
+ * completed or rejects with TimeoutError after `timeoutMs` (negative: never), calling `cancel` first.
+ */
+export function asyncWaiter(operation: string, timeoutMs: number, cancel: () => void): { waiter: Waiter; done: Promise<Waiter> } {
+  let resolve!: (w: Waiter) => void;
+  let reject!: (e: unknown) => void;
+  const done = new Promise<Waiter>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const waiter = new Waiter(undefined, () => {
+    if (timer !== undefined) clearTimeout(timer);
+    resolve(waiter);
+  });
+  if (timeoutMs >= 0) {
+    timer = setTimeout(() => {
+      if (waiter.done) return;
+      cancel();
+      reject(new TimeoutError(operation, timeoutMs));
+    }, timeoutMs);
+  }
+  return { waiter, done };
+}
