@@ -69,6 +69,16 @@ export class FiberStateError extends SpindleError {
   }
 }
 
+/**
+ * Thrown by `send` on a closed channel, and by `recv` on a closed channel whose buffer is drained.
+ * Senders blocked when the channel closes wake with it; their values were not delivered.
+ */
+export class ChannelClosedError extends SpindleError {
+  constructor(channel: string) {
+    super('ERR_CHANNEL_CLOSED', `${channel} is closed`);
+  }
+}
+
 /** Creates a `TypeError` with Node's `ERR_INVALID_ARG_TYPE` code, naming the argument. */
 export function invalidArg(name: string, expected: string, actual: unknown): TypeError {
   const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`);

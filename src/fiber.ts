@@ -23,6 +23,8 @@ import {
   yieldRunning,
 } from './runtime.js';
 import { native } from './native.js';
+import { type CaseResult, NOT_READY, SelectCase } from './select-case.js';
+import type { Waiter } from './sync/waiters.js';
 import { timeoutOption } from './options.js';
 
 export type { FiberStatus } from './runtime.js';
@@ -222,9 +224,50 @@ export class Fiber<T = unknown> {
     interruptRecord(recordOf(this), reason);
   }
 
+  /**
+   * A `select` case that fires when this fiber is done: its value, or `select` throws its error. Firing
+   * counts as joining it.
+   */
+  joinCase(): SelectCase {
+    return new JoinCase(recordOf(this));
+  }
+
   /** @internal */
   get [Symbol.toStringTag](): string {
     return 'Fiber';
+  }
+}
+
+class JoinCase extends SelectCase {
+  constructor(readonly rec: FiberRecord) {
+    super();
+  }
+  poll(): CaseResult | typeof NOT_READY {
+    const self = currentRecord();
+    if (this.rec === self) throw new FiberStateError(`fiber ${this.rec.label} cannot join itself`);
+    if (this.rec.detached) throw new FiberStateError(`fiber ${this.rec.label} is detached and cannot be joined`);
+    if (this.rec.joined) throw new FiberStateError(`fiber ${this.rec.label} was already joined`);
+    return this.rec.status === 'done' ? this.take() : NOT_READY;
+  }
+  register(waiter: Waiter, index: number): () => void {
+    const onDone = () => waiter.done || waiter.complete(index);
+    this.rec.onDone.push(onDone);
+    return () => {
+      const i = this.rec.onDone.indexOf(onDone);
+      if (i >= 0) this.rec.onDone.splice(i, 1);
+    };
+  }
+  resultOf(): CaseResult {
+    return this.take();
+  }
+  describe(): string {
+    return `join(${this.rec.label})`;
+  }
+  private take(): CaseResult {
+    this.rec.joined = true;
+    this.rec.observed = true;
+    collected.unregister(this.rec);
+    return { value: unwrap(this.rec.outcome!), ok: true };
   }
 }
 

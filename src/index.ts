@@ -25,6 +25,7 @@ export { Coroutine, type ResumeResult, coroutine, suspend } from './coroutine.js
 export { FiberLocal } from './local.js';
 export { Scope, scope } from './scope.js';
 export {
+  ChannelClosedError,
   DeadlockError,
   FiberInterruptedError,
   FiberStateError,
@@ -33,3 +34,5 @@ export {
   TimeoutError,
 } from './errors.js';
 export * from './sync/index.js';
+export { Channel, RecvCase, SendCase, type ChannelOptions, type TryRecvResult } from './channel.js';
+export { SelectCase, after, promiseCase, select, type SelectOptions, type SelectResult } from './select.js';
