@@ -101,8 +101,19 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
     return fail(info.Env(), "ERR_OUT_OF_RANGE", "stackSize must be between 64 KiB and 1 GiB");
   }
   uint32_t handle = s->create(static_cast<size_t>(stack));
-  if (handle == 0) return fail(info.Env(), "ERR_FIBER_STATE", "too many live fibers");
+  if (handle == 0) {
+    return fail(info.Env(), "ERR_FIBER_RESOURCES",
+                "cannot create a thread for another fiber: the system's thread or memory-map limit is reached "
+                "(each live fiber has a carrier thread)");
+  }
   return Napi::Number::New(info.Env(), handle);
+}
+
+Napi::Value Drop(const Napi::CallbackInfo& info) {
+  Scheduler* s = scheduler_or_throw(info);
+  uint32_t handle;
+  if (s == nullptr || !handle_arg(info, 0, &handle)) return Napi::Value();
+  return status_error(info.Env(), s->drop(handle));
 }
 
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
@@ -183,6 +194,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init, "init"));
   exports.Set("create", Napi::Function::New(env, Create, "create"));
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
+  exports.Set("drop", Napi::Function::New(env, Drop, "drop"));
   exports.Set("wake", Napi::Function::New(env, Wake, "wake"));
   exports.Set("park", Napi::Function::New(env, Park, "park"));
   exports.Set("yieldNow", Napi::Function::New(env, YieldNow, "yieldNow"));

@@ -3,7 +3,6 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 
 #include "baton.h"
@@ -101,13 +100,13 @@ class Carrier {
     FiberHost& host = carrier.backend_.host_;
     for (;;) {
       Fiber& fiber = *carrier.fiber_;
-      fiber.started = true;
       host.run_body(fiber);
       Context& next = host.finished(fiber);  // frees `fiber`
       carrier.fiber_ = nullptr;
       if (!next.is_main) {
         auto& next_fiber = static_cast<Fiber&>(next);
         if (!next_fiber.started && next_fiber.stack_size == carrier.stack_size_) {
+          carrier.backend_.started(next_fiber);  // its reserved carrier stays idle for another fiber
           carrier.fiber_ = &next_fiber;
           next_fiber.carrier = &carrier;
           continue;
@@ -132,23 +131,43 @@ CarrierBackend::CarrierBackend(Engine& engine, FiberHost& host)
 
 CarrierBackend::~CarrierBackend() { shutdown(); }
 
-Carrier* CarrierBackend::take_idle(size_t stack_size) {
-  for (size_t i = idle_.size(); i-- > 0;) {
-    if (idle_[i]->stack_size() == stack_size) {
-      Carrier* carrier = idle_[i];
-      idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
-      return carrier;
-    }
+CarrierBackend::Pool& CarrierBackend::pool(size_t stack_size) {
+  for (Pool& p : pools_) {
+    if (p.stack_size == stack_size) return p;
   }
-  return nullptr;
+  pools_.push_back(Pool{stack_size, {}, 0});
+  return pools_.back();
+}
+
+bool CarrierBackend::reserve(Fiber& fiber) {
+  Pool& p = pool(fiber.stack_size);
+  if (p.idle.size() <= p.reserved) {
+    auto* carrier = new Carrier(*this, fiber.stack_size);
+    if (!carrier->start()) {
+      delete carrier;
+      return false;
+    }
+    ++alive_;
+    p.idle.push_back(carrier);
+  }
+  ++p.reserved;
+  return true;
+}
+
+void CarrierBackend::release(Fiber& fiber) { --pool(fiber.stack_size).reserved; }
+
+void CarrierBackend::started(Fiber& fiber) {
+  fiber.started = true;
+  --pool(fiber.stack_size).reserved;
 }
 
 bool CarrierBackend::keep_idle(Carrier* carrier) {
-  if (shut_down_ || idle_.size() >= kMaxIdle) {
+  Pool& p = pool(carrier->stack_size());
+  if (shut_down_ || p.idle.size() >= kMaxIdle + p.reserved) {
     --alive_;
     return false;
   }
-  idle_.push_back(carrier);
+  p.idle.push_back(carrier);
   return true;
 }
 
@@ -156,18 +175,11 @@ void CarrierBackend::wake(Context& to) {
   if (!to.is_main) {
     auto& fiber = static_cast<Fiber&>(to);
     if (!fiber.started) {
-      // First run: give it a carrier, warm from the pool when one fits.
-      fiber.started = true;
-      Carrier* carrier = take_idle(fiber.stack_size);
-      if (carrier == nullptr) {
-        carrier = new Carrier(*this, fiber.stack_size);
-        if (!carrier->start()) {
-          // Out of threads: nothing sane is left to do for this process; say so instead of hanging.
-          std::fprintf(stderr, "spindle: cannot create a carrier thread for a fiber\n");
-          std::abort();
-        }
-        ++alive_;
-      }
+      // First run: take the carrier reserved for it (at least one idle carrier of its size exists).
+      started(fiber);
+      Pool& p = pool(fiber.stack_size);
+      Carrier* carrier = p.idle.back();
+      p.idle.pop_back();
       if (follow_cpu_) follow_cpu(carrier->thread(), carrier->pinned_cpu());
       carrier->assign(&fiber);
       return;
@@ -195,13 +207,15 @@ void CarrierBackend::switch_to(Context& from, Context& to) {
 
 void CarrierBackend::shutdown() {
   shut_down_ = true;
-  std::vector<Carrier*> idle;
-  idle.swap(idle_);
-  for (Carrier* carrier : idle) {
-    carrier->assign(nullptr);
-    carrier->join();
-    delete carrier;
-    --alive_;
+  std::vector<Pool> pools;
+  pools.swap(pools_);
+  for (Pool& p : pools) {
+    for (Carrier* carrier : p.idle) {
+      carrier->assign(nullptr);
+      carrier->join();
+      delete carrier;
+      --alive_;
+    }
   }
 }
 

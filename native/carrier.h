@@ -19,22 +19,31 @@ class CarrierBackend final : public SwitchBackend {
   ~CarrierBackend() override;
 
   void switch_to(Context& from, Context& to) override;
+  bool reserve(Fiber& fiber) override;
+  void release(Fiber& fiber) override;
   void shutdown() override;
 
-  // Idle carriers kept for reuse; finishing carriers beyond this retire.
+  // Idle carriers kept for reuse beyond those reserved; finishing carriers past this retire.
   static constexpr size_t kMaxIdle = 256;
 
   size_t threads_alive() const { return alive_; }
 
  private:
   friend class Carrier;
+  // Idle carriers of one stack size, and how many of them are promised to fibers not started yet.
+  struct Pool {
+    size_t stack_size;
+    std::vector<Carrier*> idle;  // LIFO: the most recently used thread has the warmest stack and caches
+    size_t reserved = 0;
+  };
+  Pool& pool(size_t stack_size);
   void wake(Context& to);
-  Carrier* take_idle(size_t stack_size);
+  void started(Fiber& fiber);        // a reserved fiber took its carrier (or ran on a finished one's)
   bool keep_idle(Carrier* carrier);  // false: the pool is full, the carrier should retire
 
   Engine& engine_;
   FiberHost& host_;
-  std::vector<Carrier*> idle_;  // LIFO: the most recently used thread has the warmest stack and caches
+  std::vector<Pool> pools_;
   size_t alive_ = 0;
   bool shut_down_ = false;
   const bool follow_cpu_;

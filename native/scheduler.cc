@@ -34,20 +34,24 @@ Fiber* Scheduler::lookup(uint32_t handle) const {
 }
 
 uint32_t Scheduler::create(size_t stack_size) {
+  if (free_slots_.empty() && slots_.size() > kSlotMask) return 0;
+  auto* fiber = new Fiber();
+  fiber->stack_size = stack_size;
+  if (!backend_->reserve(*fiber)) {
+    delete fiber;
+    return 0;
+  }
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
     free_slots_.pop_back();
   } else {
     slot = static_cast<uint32_t>(slots_.size());
-    if (slot > kSlotMask) return 0;
     slots_.push_back(nullptr);
     generations_.push_back(0);
   }
-  auto* fiber = new Fiber();
   const uint32_t generation = ++generations_[slot] & ((1u << (32 - kSlotBits)) - 1);
   fiber->handle = slot | (generation << kSlotBits);
-  fiber->stack_size = stack_size;
   engine_.capture_frame(*fiber);  // it starts in its spawner's async context
   slots_[slot] = fiber;
   ++live_;
@@ -189,14 +193,27 @@ Context& Scheduler::finished(Fiber& fiber) {
   fiber.state = FiberState::kDone;
   timers_.disarm(fiber);
   Context& next = next_after(fiber);
+  free_fiber(fiber);
+  set_running(next);
+  return next;
+}
+
+void Scheduler::free_fiber(Fiber& fiber) {
   const uint32_t slot = fiber.handle & kSlotMask;
   slots_[slot] = nullptr;
   free_slots_.push_back(slot);
   --live_;
   engine_.release_frame(fiber);
   delete &fiber;
-  set_running(next);
-  return next;
+}
+
+Status Scheduler::drop(uint32_t handle) {
+  Fiber* fiber = lookup(handle);
+  if (fiber == nullptr) return Status::kBadHandle;
+  if (fiber->state != FiberState::kCreated || fiber->started) return Status::kBadState;
+  backend_->release(*fiber);
+  free_fiber(*fiber);
+  return Status::kOk;
 }
 
 void Scheduler::dispatch() {
@@ -274,10 +291,8 @@ void Scheduler::teardown(void (*done)(void*), void* arg) {
     if (fiber->started) {
       unwind(*fiber);
     } else {
-      slots_[slot] = nullptr;
-      --live_;
-      engine_.release_frame(*fiber);
-      delete fiber;
+      backend_->release(*fiber);
+      free_fiber(*fiber);
     }
   }
   ready_head_ = ready_tail_ = nullptr;

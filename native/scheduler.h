@@ -41,7 +41,9 @@ class Scheduler final : public FiberHost {
     shared_[0] = 0;
   }
 
-  uint32_t create(size_t stack_size);  // a new fiber, not started
+  // A new fiber, not started; 0 when the system refuses the thread it will need.
+  uint32_t create(size_t stack_size);
+  Status drop(uint32_t handle);        // forget a fiber never started (a coroutine nobody resumed)
   Status spawn(uint32_t handle);       // queue a created fiber to start
   Status wake(uint32_t handle, bool* woke);  // a parked fiber becomes ready; false if it was not parked
   Status park(double timeout_ms, WakeReason* reason);  // suspend the running fiber until woken
@@ -77,6 +79,7 @@ class Scheduler final : public FiberHost {
   void dispatch();
   void dispatch_pass();
   void unwind(Fiber& fiber);
+  void free_fiber(Fiber& fiber);
   static void on_expire(void* self, uint32_t handle, uint64_t seq);
   static bool is_armed(void* self, uint32_t handle, uint64_t seq);
   static void handle_closed(void* self);

@@ -27,6 +27,11 @@ class SwitchBackend {
   // `from`, the runner, hands the runner role to `to` (parked in an earlier switch_to, or a fiber never
   // started) and blocks until some context switches back to it.
   virtual void switch_to(Context& from, Context& to) = 0;
+  // Sets aside what a new fiber needs to start (a carrier thread, a stack), so that starting it later
+  // cannot fail. False when the system refuses (thread or memory-map limits).
+  virtual bool reserve(Fiber& fiber) = 0;
+  // A fiber that reserved is dropped without ever starting.
+  virtual void release(Fiber& fiber) = 0;
   // Environment teardown: release idle resources (threads, stacks). No fiber is live any more.
   virtual void shutdown() = 0;
 };

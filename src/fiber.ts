@@ -10,6 +10,7 @@ import {
   checkInterruptOf,
   createRecord,
   currentRecord,
+  dropUnstarted,
   endWait,
   interruptRecord,
   liveRecords,
@@ -55,6 +56,7 @@ const handles = new WeakMap<object, FiberRecord>();
 // A joinable fiber whose handle is collected unobserved: its error (now or later) is reported like an
 // unhandled rejection, since nobody can join it any more.
 const collected = new FinalizationRegistry<FiberRecord>((rec) => {
+  if (rec.kind === 'coroutine') dropUnstarted(rec);  // nobody can resume it any more
   if (rec.observed || rec.detached) return;
   if (rec.status !== 'done') {
     rec.orphan = true;

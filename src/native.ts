@@ -7,6 +7,7 @@ export interface NativeCore {
   init(trampoline: (handle: number) => void): ArrayBuffer;
   create(stackSize: number): number;
   spawn(handle: number): void;
+  drop(handle: number): void;
   wake(handle: number): boolean;
   park(timeoutMs: number): number;
   yieldNow(): void;

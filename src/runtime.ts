@@ -99,6 +99,15 @@ export function createRecord(body: () => unknown, name: string | undefined, stac
   return rec;
 }
 
+/** Forgets a coroutine that was never resumed (its handle was collected): frees its native fiber. */
+export function dropUnstarted(rec: FiberRecord): void {
+  if (rec.body === undefined || rec.status === 'done' || rec.mode !== null) return;
+  rec.body = undefined;
+  rec.status = 'done';
+  live.delete(rec.handle);
+  native.drop(rec.handle);
+}
+
 function trampoline(handle: number): void {
   const rec = live.get(handle);
   if (rec === undefined || rec.body === undefined) return;

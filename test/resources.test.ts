@@ -1,0 +1,57 @@
+// Resources: running out of threads is a clear error at spawn; fibers nobody can run are freed.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { cjsEntry, runScript } from './helpers.js';
+
+describe('resources', () => {
+  it('spawn throws ERR_FIBER_RESOURCES when the system refuses another carrier thread, and everything else keeps working', () => {
+    // A 12 GB address-space limit fits only a few 1 GiB fiber stacks.
+    const dir = mkdtempSync(path.join(tmpdir(), 'spindle-res-'));
+    const script = path.join(dir, 'limit.cjs');
+    writeFileSync(
+      script,
+      `
+      const { spawn, wait } = require(${JSON.stringify(cjsEntry)});
+      let release; const gate = new Promise((r) => (release = r));
+      const fibers = []; let error;
+      try { for (let i = 0; i < 1000; i++) fibers.push(spawn(() => wait(gate), { stackSize: 1024 ** 3 })); }
+      catch (e) { error = e; }
+      release();
+      Promise.all(fibers.map((f) => f.result())).then(() =>
+        console.log(JSON.stringify({ spawned: fibers.length, code: error && error.code, message: error && error.message })));
+      `,
+    );
+    const r = spawnSync('bash', ['-c', `ulimit -v 12000000 && exec "${process.execPath}" "${script}"`], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.code).toBe('ERR_FIBER_RESOURCES');
+    expect(out.message).toMatch(/thread/);
+    expect(out.spawned).toBeGreaterThan(0);
+    expect(out.spawned).toBeLessThan(1000);
+  });
+
+  it('frees a coroutine that was never resumed once its handle is collected', () => {
+    const r = runScript(
+      `
+      const { coroutine } = require(SPINDLE);
+      const { native } = require(SPINDLE.replace(/index\\.js$/, 'native.js'));
+      for (let i = 0; i < 200; i++) coroutine(() => i);
+      const before = native.stats().liveFibers;
+      const turn = () => new Promise((r) => setImmediate(r));
+      (async () => {
+        for (let i = 0; i < 5 && native.stats().liveFibers > 0; i++) { gc(); await turn(); }
+        console.log(before, native.stats().liveFibers);
+      })();
+      `,
+      { args: ['--expose-gc'] },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('200 0');
+  });
+});
