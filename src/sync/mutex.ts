@@ -77,18 +77,27 @@ export class Mutex {
     }
   }
 
-  /** Takes the lock if it is free; never suspends. Works outside fibers too. */
+  /**
+   * Takes the lock if it is free; never suspends. Works outside fibers too (where it is false while
+   * code outside fibers holds it: async callers share one identity).
+   * @throws FiberStateError when the calling fiber already holds a (non-recursive) Mutex.
+   */
   tryLock(): boolean {
-    return this.#enter(currentOwner());
+    const who = currentOwner();
+    // Code outside fibers is one identity for many async callers: one of them cannot relock.
+    if (who === LOOP && this.owner_ === LOOP) return false;
+    return this.#enter(who);
   }
 
   /**
    * The async twin of `lock`, for code outside fibers: resolves when the lock is held (by "code outside
-   * fibers", which then unlocks with `unlock()` from outside fibers).
+   * fibers", which then unlocks with `unlock()` from outside fibers). Async callers share that one
+   * identity, so a lock they hold is never relocked here: the call queues behind it (for a
+   * RecursiveMutex too).
    */
   lockAsync(opts?: LockOptions): Promise<void> {
     const timeout = timeoutOption(opts);
-    if (this.#enter(LOOP)) return Promise.resolve();
+    if (this.owner_ === undefined && this.#enter(LOOP)) return Promise.resolve();
     let entry: Entry<Owner> | undefined;
     const { waiter, done } = asyncWaiter(`${this.#name}.lockAsync()`, timeout, () => this.#waiters.remove(entry!));
     entry = this.#waiters.push(new Entry<Owner>(waiter, 0, LOOP));
