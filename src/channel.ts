@@ -31,7 +31,8 @@ const CLOSED: unique symbol = Symbol('closed');
  */
 export class Channel<T> {
   readonly #capacity: number;
-  readonly #ring: Array<T | undefined>;
+  /** The buffer: a ring that grows (doubling) up to the capacity, so a large capacity costs nothing up front. */
+  #ring: Array<T | undefined>;
   #head = 0;
   #count = 0;
   #closed = false;
@@ -44,7 +45,7 @@ export class Channel<T> {
   /** @param capacity buffered values, an integer >= 0 (0: rendezvous). */
   constructor(capacity = 0, name?: string) {
     this.#capacity = countArg(capacity, 'capacity');
-    this.#ring = new Array<T | undefined>(this.#capacity);
+    this.#ring = new Array<T | undefined>(Math.min(this.#capacity, 16));
     this.#name = name ?? objectName('Channel');
   }
 
@@ -196,9 +197,19 @@ export class Channel<T> {
       return true;
     }
     if (this.#count === this.#capacity) return false;
-    this.#ring[(this.#head + this.#count) % this.#capacity] = value;
-    this.#count++;
+    this.#push(value);
     return true;
+  }
+
+  #push(value: T): void {
+    if (this.#count === this.#ring.length) {
+      const grown = new Array<T | undefined>(Math.min(this.#capacity, this.#ring.length * 2));
+      for (let i = 0; i < this.#count; i++) grown[i] = this.#ring[(this.#head + i) % this.#ring.length];
+      this.#ring = grown;
+      this.#head = 0;
+    }
+    this.#ring[(this.#head + this.#count) % this.#ring.length] = value;
+    this.#count++;
   }
 
   /** @internal Takes a value now: from the buffer (refilled from a waiting sender) or a waiting sender. */
@@ -206,12 +217,11 @@ export class Channel<T> {
     if (this.#count > 0) {
       const value = this.#ring[this.#head] as T;
       this.#ring[this.#head] = undefined;
-      this.#head = (this.#head + 1) % this.#capacity;
+      this.#head = (this.#head + 1) % this.#ring.length;
       this.#count--;
       const sender = this.sendq.shift();
       if (sender !== undefined) {
-        this.#ring[(this.#head + this.#count) % this.#capacity] = sender.payload;
-        this.#count++;
+        this.#push(sender.payload);
         sender.waiter.complete(sender.index);
       }
       return value;

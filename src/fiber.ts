@@ -244,19 +244,23 @@ class JoinCase extends SelectCase {
   constructor(readonly rec: FiberRecord) {
     super();
   }
-  poll(): CaseResult | typeof NOT_READY {
-    const self = currentRecord();
-    if (this.rec === self) throw new FiberStateError(`fiber ${this.rec.label} cannot join itself`);
+  override validate(): void {
+    if (this.rec === currentRecord()) throw new FiberStateError(`fiber ${this.rec.label} cannot join itself`);
     if (this.rec.detached) throw new FiberStateError(`fiber ${this.rec.label} is detached and cannot be joined`);
     if (this.rec.joined) throw new FiberStateError(`fiber ${this.rec.label} was already joined`);
+  }
+  poll(): CaseResult | typeof NOT_READY {
     return this.rec.status === 'done' ? this.take() : NOT_READY;
   }
   register(waiter: Waiter, index: number): () => void {
+    // While the select waits, the fiber counts as being joined: a second joiner is refused.
+    this.rec.joined = true;
     const onDone = () => waiter.done || waiter.complete(index);
     this.rec.onDone.push(onDone);
     return () => {
       const i = this.rec.onDone.indexOf(onDone);
       if (i >= 0) this.rec.onDone.splice(i, 1);
+      if (!(waiter.done && waiter.index === index)) this.rec.joined = false;  // lost: joinable again
     };
   }
   resultOf(): CaseResult {

@@ -13,6 +13,8 @@ export interface CaseResult {
 
 /** An operation `select` can wait on. Made by `recvCase`, `sendCase`, `after`, `joinCase`, `promiseCase`. */
 export abstract class SelectCase {
+  /** @internal Throws for misuse (checked for every case before any case is polled). */
+  validate(): void {}
   /** @internal Completes now if it can (taking effect), else returns NOT_READY (leaving no trace). */
   abstract poll(): CaseResult | typeof NOT_READY;
   /** @internal Waits as case `index` of `waiter`; returns how to withdraw without a trace. */

@@ -107,6 +107,7 @@ export function select(cases: readonly SelectCase[], opts?: SelectOptions): Sele
   const dflt = opts?.default ?? false;
   if (typeof dflt !== 'boolean') throw invalidArg('opts.default', 'of type boolean', dflt);
 
+  for (const c of cases) c.validate();
   const n = cases.length;
   const start = n > 1 ? Math.floor(Math.random() * n) : 0;
   for (let k = 0; k < n; k++) {

@@ -79,6 +79,17 @@ describe('Channel: construction and properties', () => {
     expect((error as Error).message).toContain('"capacity"');
   });
 
+  it('takes a huge capacity without allocating it, and buffers in order past its initial ring', () => {
+    const huge = new Channel<number>(2 ** 32);
+    expect(huge.capacity).toBe(2 ** 32);
+    for (let i = 0; i < 1000; i++) expect(huge.trySend(i)).toBe(true);
+    const out: number[] = [];
+    for (let i = 0; i < 500; i++) out.push(huge.tryRecv().value!);
+    for (let i = 1000; i < 1300; i++) huge.trySend(i); // wraps around, then grows again
+    for (let r = huge.tryRecv(); r.ok; r = huge.tryRecv()) out.push(r.value);
+    expect(out).toEqual(Array.from({ length: 1300 }, (_, i) => i));
+  });
+
   it('rejects bad timeouts on send and recv, naming the option', async () => {
     const ch = new Channel<number>(1);
     await inFiber(() => {

@@ -175,6 +175,35 @@ describe('select: each case kind fires', () => {
     });
   });
 
+  it('while a select waits on joinCase, the fiber is being joined: a second join is refused', async () => {
+    await inFiber(() => {
+      const gate = new Channel<void>(0);
+      const worker = spawn(() => {
+        gate.recv();
+        return 'v';
+      });
+      const selector = spawn(() => select([worker.joinCase()]));
+      untilParked(selector, 'select(');
+      expect(worker.joinable).toBe(false);
+      expect(thrown(() => worker.join())).toBeInstanceOf(FiberStateError);
+      gate.send();
+      expect(selector.join()).toEqual({ index: 0, value: 'v', ok: true });
+    });
+  });
+
+  it('misuse of joinCase is refused even when another case is ready', async () => {
+    await inFiber(() => {
+      const done = spawn(() => 1);
+      done.join();
+      for (let i = 0; i < 30; i++) {
+        const ch = new Channel<number>(1);
+        ch.trySend(1);
+        expect(thrown(() => select([ch.recvCase(), done.joinCase()]))).toBeInstanceOf(FiberStateError);
+        expect(ch.size).toBe(1); // nothing taken
+      }
+    });
+  });
+
   it('a joinCase that did not fire leaves the fiber joinable', async () => {
     await inFiber(() => {
       const gate = new Channel<void>(0);
