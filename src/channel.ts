@@ -2,12 +2,12 @@
  * Channels: typed FIFO queues between fibers (and async functions), buffered or rendezvous.
  * @packageDocumentation
  */
-import { ChannelClosedError, NotInFiberError, TimeoutError } from './errors.js';
+import { ChannelClosedError, NotInFiberError } from './errors.js';
 import { countArg, timeoutOption } from './options.js';
 import { currentRecord } from './runtime.js';
 import { type CaseResult, NOT_READY, SelectCase } from './select-case.js';
 import { objectName } from './sync/owner.js';
-import { Entry, WaitQueue, Waiter, asyncWaiter, blockOn } from './sync/waiters.js';
+import { Entry, WaitQueue, type Waiter, asyncWaiter, waitInQueue } from './sync/waiters.js';
 
 /** Options of the blocking channel calls. */
 export interface ChannelOptions {
@@ -80,15 +80,13 @@ export class Channel<T> {
     if (this.offer(value)) return;
     const self = currentRecord();
     if (self === undefined) throw new NotInFiberError(`${this.#name}.send()`);
-    const waiter = Waiter.forFiber(self);
-    const entry = this.sendq.push(new Entry(waiter, 0, value));
-    let ok: boolean;
-    try {
-      ok = blockOn(self, waiter, `send(${this.#name})`, timeout, true);
-    } finally {
-      if (!waiter.done) this.sendq.remove(entry);
-    }
-    if (!ok) throw new TimeoutError(`${this.#name}.send()`, timeout);
+    const waiter = waitInQueue(self, `${this.#name}.send()`, {
+      queue: this.sendq,
+      payload: value,
+      waitingOn: `send(${this.#name})`,
+      timeoutMs: timeout,
+      interruptible: true,
+    });
     if (waiter.closed) throw new ChannelClosedError(this.#name);
   }
 
@@ -239,15 +237,13 @@ export class Channel<T> {
     if (now !== EMPTY) return now;
     const self = currentRecord();
     if (self === undefined) throw new NotInFiberError(`${this.#name}.recv()`);
-    const waiter = Waiter.forFiber(self);
-    const entry = this.recvq.push(new Entry(waiter, 0, undefined));
-    let ok: boolean;
-    try {
-      ok = blockOn(self, waiter, `recv(${this.#name})`, timeout, true);
-    } finally {
-      if (!waiter.done) this.recvq.remove(entry);
-    }
-    if (!ok) throw new TimeoutError(`${this.#name}.recv()`, timeout);
+    const waiter = waitInQueue(self, `${this.#name}.recv()`, {
+      queue: this.recvq,
+      payload: undefined,
+      waitingOn: `recv(${this.#name})`,
+      timeoutMs: timeout,
+      interruptible: true,
+    });
     return waiter.closed ? CLOSED : (waiter.value as T);
   }
 }

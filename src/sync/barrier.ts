@@ -2,11 +2,11 @@
  * Barrier: a meeting point for a fixed number of fibers.
  * @packageDocumentation
  */
-import { NotInFiberError, TimeoutError } from '../errors.js';
+import { NotInFiberError } from '../errors.js';
 import { countArg, timeoutOption } from '../options.js';
 import { currentRecord } from '../runtime.js';
 import { objectName } from './owner.js';
-import { Entry, WaitQueue, Waiter, asyncWaiter, blockOn } from './waiters.js';
+import { Entry, WaitQueue, asyncWaiter, waitInQueue } from './waiters.js';
 
 /** Options of `Barrier.wait`. */
 export interface BarrierWaitOptions {
@@ -70,13 +70,13 @@ export class Barrier {
     const self = currentRecord();
     if (self === undefined) throw new NotInFiberError(`${this.#name}.wait()`);
     if (this.#trip()) return true;
-    const waiter = Waiter.forFiber(self);
-    const entry = this.#waiters.push(new Entry<void>(waiter, 0, undefined));
-    try {
-      if (!blockOn(self, waiter, `wait(${this.#name})`, timeout, true)) throw new TimeoutError(`${this.#name}.wait()`, timeout);
-    } finally {
-      if (!waiter.done) this.#waiters.remove(entry);
-    }
+    waitInQueue<void>(self, `${this.#name}.wait()`, {
+      queue: this.#waiters,
+      payload: undefined,
+      waitingOn: `wait(${this.#name})`,
+      timeoutMs: timeout,
+      interruptible: true,
+    });
     return false;
   }
 

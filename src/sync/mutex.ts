@@ -2,12 +2,12 @@
  * Mutual exclusion: Mutex and RecursiveMutex.
  * @packageDocumentation
  */
-import { FiberStateError, NotInFiberError, TimeoutError } from '../errors.js';
+import { FiberStateError, NotInFiberError } from '../errors.js';
 import { type Fiber } from '../fiber.js';
 import { timeoutOption } from '../options.js';
 import { type FiberRecord, currentRecord } from '../runtime.js';
 import { LOOP, type Owner, currentOwner, fiberOwners, objectName, ownerFiber } from './owner.js';
-import { Entry, WaitQueue, Waiter, asyncWaiter, blockOn } from './waiters.js';
+import { Entry, WaitQueue, asyncWaiter, waitInQueue } from './waiters.js';
 
 /** Options of the blocking lock calls. */
 export interface LockOptions {
@@ -66,15 +66,14 @@ export class Mutex {
     const self = currentRecord();
     if (self === undefined) throw new NotInFiberError(`${this.#name}.lock()`);
     if (this.#enter(self)) return;
-    const waiter = Waiter.forFiber(self);
-    const entry = this.#waiters.push(new Entry<Owner>(waiter, 0, self));
-    try {
-      if (!blockOn(self, waiter, `lock(${this.#name})`, timeout, false, () => fiberOwners(this.owner_))) {
-        throw new TimeoutError(`${this.#name}.lock()`, timeout);
-      }
-    } finally {
-      if (!waiter.done) this.#waiters.remove(entry);
-    }
+    waitInQueue<Owner>(self, `${this.#name}.lock()`, {
+      queue: this.#waiters,
+      payload: self,
+      waitingOn: `lock(${this.#name})`,
+      timeoutMs: timeout,
+      interruptible: false,
+      blockers: () => fiberOwners(this.owner_),
+    });
   }
 
   /**

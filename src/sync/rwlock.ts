@@ -2,13 +2,13 @@
  * Reader-writer locks.
  * @packageDocumentation
  */
-import { FiberStateError, NotInFiberError, TimeoutError } from '../errors.js';
+import { FiberStateError, NotInFiberError } from '../errors.js';
 import { type Fiber } from '../fiber.js';
 import { timeoutOption } from '../options.js';
 import { type FiberRecord, currentRecord } from '../runtime.js';
 import { type LockGuard, type LockOptions } from './mutex.js';
 import { LOOP, type Owner, currentOwner, fiberOwners, objectName, ownerFiber } from './owner.js';
-import { Entry, WaitQueue, Waiter, asyncWaiter, blockOn } from './waiters.js';
+import { Entry, WaitQueue, asyncWaiter, waitInQueue } from './waiters.js';
 
 type Mode = 'read' | 'write';
 
@@ -167,15 +167,15 @@ export class RWLock {
     if (self === undefined) throw new NotInFiberError(`${this.#name}.${operation}()`);
     this.#checkRelock(self);
     if (this.#tryEnter(self, mode)) return;
-    const waiter = Waiter.forFiber(self);
-    const entry = this.#waiters.push(new Entry<Request>(waiter, 0, { owner: self, mode }));
-    try {
-      if (!blockOn(self, waiter, `${operation}(${this.#name})`, timeout, false, () => this.#holders())) {
-        throw new TimeoutError(`${this.#name}.${operation}()`, timeout);
-      }
-    } finally {
-      if (!waiter.done) this.#cancel(entry);
-    }
+    waitInQueue<Request>(self, `${this.#name}.${operation}()`, {
+      queue: this.#waiters,
+      payload: { owner: self, mode },
+      waitingOn: `${operation}(${this.#name})`,
+      timeoutMs: timeout,
+      interruptible: false,
+      blockers: () => this.#holders(),
+      withdraw: (entry) => this.#cancel(entry),
+    });
   }
 
   #lockAsync(mode: Mode, opts: LockOptions | undefined, operation: string): Promise<void> {

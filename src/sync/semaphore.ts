@@ -2,11 +2,11 @@
  * Counting semaphores.
  * @packageDocumentation
  */
-import { NotInFiberError, TimeoutError } from '../errors.js';
+import { NotInFiberError } from '../errors.js';
 import { countArg, timeoutOption } from '../options.js';
 import { currentRecord } from '../runtime.js';
 import { objectName } from './owner.js';
-import { Entry, WaitQueue, Waiter, asyncWaiter, blockOn } from './waiters.js';
+import { Entry, WaitQueue, asyncWaiter, waitInQueue } from './waiters.js';
 
 /** Options of the blocking acquire calls. */
 export interface AcquireOptions {
@@ -61,15 +61,14 @@ export class Semaphore {
     const self = currentRecord();
     if (self === undefined) throw new NotInFiberError(`${this.#name}.acquire()`);
     if (this.#take(k)) return;
-    const waiter = Waiter.forFiber(self);
-    const entry = this.#waiters.push(new Entry(waiter, 0, k));
-    try {
-      if (!blockOn(self, waiter, `acquire(${this.#name})`, timeout, true)) {
-        throw new TimeoutError(`${this.#name}.acquire(${k})`, timeout);
-      }
-    } finally {
-      if (!waiter.done) this.#withdraw(entry);
-    }
+    waitInQueue(self, `${this.#name}.acquire(${k})`, {
+      queue: this.#waiters,
+      payload: k,
+      waitingOn: `acquire(${this.#name})`,
+      timeoutMs: timeout,
+      interruptible: true,
+      withdraw: (entry) => this.#withdraw(entry),
+    });
   }
 
   /**

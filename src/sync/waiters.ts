@@ -138,6 +138,39 @@ export function blockOn(
   }
 }
 
+/** A fiber's place in one wait queue, as the primitives describe it to waitInQueue. */
+export interface QueuedWait<P> {
+  queue: WaitQueue<P>;
+  /** What the waiter brings (a value to send, permits wanted...). */
+  payload: P;
+  /** What fibers() and deadlock reports show: "lock(Mutex #1)". */
+  waitingOn: string;
+  timeoutMs: number;
+  interruptible: boolean;
+  /** The fibers that could complete the wait, for deadlock reports. */
+  blockers?: () => Iterable<FiberRecord>;
+  /** How to leave the queue when giving up (default: just remove the entry). */
+  withdraw?: (entry: Entry<P>) => void;
+}
+
+/**
+ * Queues the running fiber `self` and suspends it until a primitive completes its entry (see
+ * blockOn); on a timeout, an interruption or any other error the entry is withdrawn first.
+ * @throws TimeoutError naming `operation` when `timeoutMs` elapses first.
+ */
+export function waitInQueue<P>(self: FiberRecord, operation: string, wait: QueuedWait<P>): Waiter {
+  const waiter = Waiter.forFiber(self);
+  const entry = wait.queue.push(new Entry(waiter, 0, wait.payload));
+  try {
+    if (!blockOn(self, waiter, wait.waitingOn, wait.timeoutMs, wait.interruptible, wait.blockers)) {
+      throw new TimeoutError(operation, wait.timeoutMs);
+    }
+  } finally {
+    if (!waiter.done) (wait.withdraw ?? ((e: Entry<P>) => wait.queue.remove(e)))(entry);
+  }
+  return waiter;
+}
+
 /**
  * The async twin of blockOn: a waiter for code outside fibers, and a promise that resolves when it is
  * completed or rejects with TimeoutError after `timeoutMs` (negative: never), calling `cancel` first.

@@ -2,11 +2,11 @@
  * WaitGroup: wait for a collection of tasks to finish.
  * @packageDocumentation
  */
-import { FiberStateError, NotInFiberError, TimeoutError, invalidArg, outOfRange } from '../errors.js';
+import { FiberStateError, NotInFiberError, invalidArg, outOfRange } from '../errors.js';
 import { timeoutOption } from '../options.js';
 import { currentRecord } from '../runtime.js';
 import { objectName } from './owner.js';
-import { Entry, WaitQueue, Waiter, asyncWaiter, blockOn } from './waiters.js';
+import { Entry, WaitQueue, asyncWaiter, waitInQueue } from './waiters.js';
 
 /** Options of `WaitGroup.wait`. */
 export interface WaitGroupWaitOptions {
@@ -71,13 +71,13 @@ export class WaitGroup {
     const self = currentRecord();
     if (self === undefined) throw new NotInFiberError(`${this.#name}.wait()`);
     if (this.#count === 0) return;
-    const waiter = Waiter.forFiber(self);
-    const entry = this.#waiters.push(new Entry<void>(waiter, 0, undefined));
-    try {
-      if (!blockOn(self, waiter, `wait(${this.#name})`, timeout, true)) throw new TimeoutError(`${this.#name}.wait()`, timeout);
-    } finally {
-      if (!waiter.done) this.#waiters.remove(entry);
-    }
+    waitInQueue<void>(self, `${this.#name}.wait()`, {
+      queue: this.#waiters,
+      payload: undefined,
+      waitingOn: `wait(${this.#name})`,
+      timeoutMs: timeout,
+      interruptible: true,
+    });
   }
 
   /**
