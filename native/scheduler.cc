@@ -106,11 +106,14 @@ Context& Scheduler::next_after(Context& leaving) {
 
 void Scheduler::transfer(Context& from, Context& to) {
   if (&from == &to) return;
-  if (!from.is_main) engine_.capture_frame(from);
+  // The async context frame is per context, the loop thread's too: a coroutine resumed from the loop
+  // thread must not leave its frame (its AsyncLocalStorage stores, Node 24+) to the resumer.
+  engine_.capture_frame(from);
   set_running(to);
   backend_->switch_to(from, to);
   // Back in `from`: whoever switched here has already booked it as running.
   if (from.is_main) {
+    engine_.restore_frame(from);
     // A fiber was terminated (Worker termination reaches whichever thread runs): pass it on to the
     // loop thread's own JavaScript too.
     if (fiber_terminated_ && !unwinding_) engine_.terminate();
