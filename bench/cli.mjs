@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // spindle benchmark CLI (`npm run bench`).
 //
-//   node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync]
+//   node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers]
 //
 //   --quick      fewer iterations and batches: a smoke test, numbers are rough
 //   --json-only  print only the JSON document on stdout (no table, no progress on stderr)
 //   --out-dir    where to write <ISO-date>-node<major>.json and latest.json (default bench/results)
-//   --only       run one section: core (bench/core.mjs) or sync (bench/sync.mjs); default both
+//   --only       run one section: core (bench/core.mjs), sync (bench/sync.mjs) or fibers
+//                (bench/fibers-compat.mjs); default all
 //
 // Sections (each measurement the median of several batches; the machines this runs on are noisy):
 //   core (bench/core.mjs), the fiber switch:
@@ -30,8 +31,8 @@ import { parseArgs } from 'node:util';
 import { fmt, lpad, pad } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const USAGE = 'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync]\n';
-const SECTIONS = ['core', 'sync'];
+const USAGE = 'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers]\n';
+const SECTIONS = ['core', 'sync', 'fibers'];
 
 // ---------------------------------------------------------------------------------------------------
 // Options
@@ -100,6 +101,15 @@ async function main() {
     Object.assign(info, sync.info);
     ratios.push(...sync.ratios);
     reporters.push(reportSync);
+  }
+
+  if (sections.includes('fibers')) {
+    const { runFibers, reportFibers } = await import('./fibers-compat.mjs');
+    const fibers = await runFibers({ quick, progress });
+    params.fibers = fibers.params;
+    Object.assign(results, fibers.results);
+    ratios.push(...fibers.ratios);
+    reporters.push(reportFibers);
   }
 
   const doc = {

@@ -1,8 +1,6 @@
 // Benchmarks of the fibers-compatible layer (spindle/fibers) against the core it is built on, measured
-// in the same run, batches interleaved so that drift hits both sides alike. Not wired into the CLI yet:
-//
-//   import { benchFibersCompat } from './fibers-compat.mjs';
-//   const r = await benchFibersCompat({ quick: false });
+// in the same run, batches interleaved so that drift hits both sides alike. The CLI's "fibers" section
+// (runFibers/reportFibers below); `benchFibersCompat` is the measurement itself:
 //
 // Returns medians of per-batch samples, in ns per operation:
 //   runYieldNs            Fiber run()/Fiber.yield() round trip, from the loop thread
@@ -14,6 +12,8 @@
 // 1.35 us round trip, 2.6 us create-run-finish; figures from issue 5).
 import Fiber from '../dist/fibers/index.js';
 import { coroutine, spawn, suspend } from '../dist/index.js';
+
+import { fmt, lpad, pad, summary, tableHeader, row } from './common.mjs';
 
 const OLD_FIBERS = { runYieldNs: 1350, createRunFinishNs: 2600 };
 
@@ -112,6 +112,43 @@ export async function benchFibersCompat({ quick = false } = {}) {
     params,
     samples: s,
   };
+}
+
+/** The CLI section: the same figures as results, ratios to the core (target) and to the old fibers. */
+export async function runFibers({ quick, progress }) {
+  progress('fibers: spindle/fibers run/yield and create-run-finish against the core');
+  const r = await benchFibersCompat({ quick });
+  const results = {
+    fibersRunYield: summary(r.samples.runYieldNs, 'ns'),
+    fibersCoreRoundTrip: summary(r.samples.coreRoundTripNs, 'ns'),
+    fibersCreateRunFinish: summary(r.samples.createRunFinishNs, 'ns'),
+    fibersCoreCreateResume: summary(r.samples.coreCreateResumeNs, 'ns'),
+    fibersCoreSpawnJoin: summary(r.samples.coreSpawnJoinNs, 'ns'),
+  };
+  const layer = (name, value) => ({ name, value, target: '<= 1.1', met: value <= 1.1 });
+  const old = (name, value) => ({ name, value, target: null, met: null });
+  const ratios = [
+    layer('run/yield / core resume/suspend', r.ratios.runYieldVsCoreRoundTrip),
+    layer('create-run-finish / core create+resume', r.ratios.createRunFinishVsCoreCreateResume),
+    old('run/yield / old fibers (1.35 us)', r.vsFibers.runYield),
+    old('create-run-finish / old fibers (2.6 us)', r.vsFibers.createRunFinish),
+  ];
+  return { params: r.params, results, info: {}, ratios };
+}
+
+export function reportFibers(doc) {
+  const r = doc.results;
+  return [
+    `fibers: medians of ${doc.params.fibers.batches} batches; the layer and the core interleaved batch by batch`,
+    '',
+    ...tableHeader(),
+    row('spindle/fibers run()/yield() round trip', r.fibersRunYield),
+    row('... core resume()/suspend() round trip', r.fibersCoreRoundTrip),
+    row('spindle/fibers Fiber(fn).run(), fn returns', r.fibersCreateRunFinish),
+    row('... core coroutine(fn).resume()', r.fibersCoreCreateResume),
+    row('... core spawn(fn).join() in a fiber', r.fibersCoreSpawnJoin),
+    `${pad('old fibers 5.0.3 on Node 14, this machine', 44)}${lpad(fmt(1350), 12)} ns round trip, ${fmt(2600)} ns create-run-finish, 12.1 KiB per parked fiber`,
+  ];
 }
 
 // `node bench/fibers-compat.mjs [--quick]` prints the result.

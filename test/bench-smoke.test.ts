@@ -77,6 +77,9 @@ const SYNC_HEADINGS = [
   '(h) pipeline, 50,000 messages',
 ];
 
+// The measurements of the fibers section (spindle/fibers against the core).
+const FIBERS_MEASUREMENTS = ['fibersRunYield', 'fibersCoreRoundTrip', 'fibersCreateRunFinish', 'fibersCoreCreateResume', 'fibersCoreSpawnJoin'];
+
 // The ratios with a target, by name prefix, in the sync section.
 const SYNC_TARGET_RATIOS = ['(h) pipeline msgs/s', '(i) lock+unlock / 50 ns', '(i) buffered send+recv / 100 ns'];
 
@@ -90,13 +93,14 @@ function runCli(extra: string[]) {
   });
 }
 
-function checkDocument(doc: Record<string, any>, sections = ['core', 'sync']) {
+function checkDocument(doc: Record<string, any>, sections = ['core', 'sync', 'fibers']) {
   expect(doc.mode).toBe('quick');
   expect(doc.sections).toEqual(sections);
   expect(doc.node).toBe(process.version);
   expect(doc.env).toHaveProperty('SPINDLE_CPU_FOLLOW');
-  const expected = [...(sections.includes('core') ? CORE_MEASUREMENTS : []), ...(sections.includes('sync') ? SYNC_MEASUREMENTS : [])];
-  const absent = [...(sections.includes('core') ? [] : CORE_MEASUREMENTS), ...(sections.includes('sync') ? [] : SYNC_MEASUREMENTS)];
+  const bySection: Record<string, string[]> = { core: CORE_MEASUREMENTS, sync: SYNC_MEASUREMENTS, fibers: FIBERS_MEASUREMENTS };
+  const expected = Object.entries(bySection).flatMap(([name, keys]) => (sections.includes(name) ? keys : []));
+  const absent = Object.entries(bySection).flatMap(([name, keys]) => (sections.includes(name) ? [] : keys));
   for (const key of absent) expect(doc.results, key).not.toHaveProperty(key);
   for (const key of expected) {
     const m = doc.results[key];
@@ -109,7 +113,9 @@ function checkDocument(doc: Record<string, any>, sections = ['core', 'sync']) {
       for (const s of m.samples) expect(Number.isFinite(s) && s > 0, `${key} sample ${s}`).toBe(true);
     }
   }
-  expect(doc.ratios.length).toBeGreaterThanOrEqual((sections.includes('core') ? 7 : 0) + (sections.includes('sync') ? 7 : 0));
+  expect(doc.ratios.length).toBeGreaterThanOrEqual(
+    (sections.includes('core') ? 7 : 0) + (sections.includes('sync') ? 7 : 0) + (sections.includes('fibers') ? 4 : 0),
+  );
   for (const r of doc.ratios) {
     expect(Number.isFinite(r.value) && r.value > 0, `${r.name} = ${r.value}`).toBe(true);
     expect([true, false, null]).toContain(r.met);
@@ -137,7 +143,8 @@ describe('bench/cli.mjs --quick', () => {
     const out = r.stdout;
     expect(out).toContain(`node ${process.version}`);
     expect(out).toContain('SPINDLE_CPU_FOLLOW=');
-    for (const heading of ['measurement', 'median', 'core: medians of', ...CORE_HEADINGS, 'sync: medians of', ...SYNC_HEADINGS, 'ratios']) {
+    const fibersHeadings = ['fibers: medians of', 'spindle/fibers run()/yield() round trip', 'old fibers 5.0.3 on Node 14'];
+    for (const heading of ['measurement', 'median', 'core: medians of', ...CORE_HEADINGS, 'sync: medians of', ...SYNC_HEADINGS, ...fibersHeadings, 'ratios']) {
       expect(out, heading).toContain(heading);
     }
 
