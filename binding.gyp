@@ -5,6 +5,7 @@
       "sources": [
         "native/bench_floor.cc",
         "native/bindings.cc",
+        "native/capi.cc",
         "native/carrier.cc",
         "native/engine.cc",
         "native/scheduler.cc",

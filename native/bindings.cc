@@ -5,7 +5,9 @@
 
 #include <cmath>
 
+#include "../include/spindle.h"
 #include "bench_floor.h"
+#include "capi.h"
 #include "scheduler.h"
 
 namespace spindle {
@@ -15,6 +17,9 @@ struct Runtime {
   Scheduler* scheduler = nullptr;
   napi_async_cleanup_hook_handle cleanup = nullptr;
   Napi::Reference<Napi::ArrayBuffer> shared;
+  std::shared_ptr<CApiEnv> capi;  // the C API's state (include/spindle.h), once JavaScript attached it
+  bool teardown_started = false;
+  bool teardown_done = false;
 };
 
 Runtime& runtime(const Napi::CallbackInfo& info) { return *info.Env().GetInstanceData<Runtime>(); }
@@ -58,21 +63,51 @@ bool handle_arg(const Napi::CallbackInfo& info, size_t index, uint32_t* out) {
   return true;
 }
 
-void teardown_hook(napi_async_cleanup_hook_handle handle, void* arg) {
+// The environment's teardown is done: let Node go on with its cleanup.
+void teardown_finished(Runtime* rt) {
+  rt->teardown_done = true;
+  if (rt->cleanup != nullptr) napi_remove_async_cleanup_hook(rt->cleanup);
+  rt->cleanup = nullptr;
+}
+
+// Unwinds every fiber and releases the scheduler; idempotent. Runs from spindle's async cleanup hook,
+// or earlier from the cleanup hook the C API puts on another addon's env (capi.cc): fibers parked
+// inside that addon's calls must unwind while its napi_env still exists, and that env's own cleanup
+// hook runs before ours (hooks run in reverse order of registration).
+void begin_teardown(void* arg) {
   auto* rt = static_cast<Runtime*>(arg);
-  rt->cleanup = handle;
+  if (rt->teardown_started) return;
+  rt->teardown_started = true;
   if (rt->scheduler == nullptr) {
-    napi_remove_async_cleanup_hook(handle);
+    teardown_finished(rt);
     return;
   }
+  // The C API first stops taking parks and signals; the scheduler then unwinds the fibers (parked
+  // ones included, whose C-API park returns an error); last, the C API closes its uv_async.
+  if (rt->capi != nullptr) capi_detach(*rt->capi);
   rt->scheduler->teardown(
       [](void* p) {
         auto* r = static_cast<Runtime*>(p);
         delete r->scheduler;
         r->scheduler = nullptr;
-        napi_remove_async_cleanup_hook(r->cleanup);
+        if (r->capi == nullptr) {
+          teardown_finished(r);
+          return;
+        }
+        std::shared_ptr<CApiEnv> capi = std::move(r->capi);
+        capi_close(capi, [](void* q) { teardown_finished(static_cast<Runtime*>(q)); }, r);
       },
       rt);
+}
+
+void teardown_hook(napi_async_cleanup_hook_handle handle, void* arg) {
+  auto* rt = static_cast<Runtime*>(arg);
+  if (rt->teardown_done) {
+    napi_remove_async_cleanup_hook(handle);
+    return;
+  }
+  rt->cleanup = handle;  // removed when the teardown (maybe started earlier) finishes
+  begin_teardown(rt);
 }
 
 // init(trampoline): start the scheduler. Returns the ArrayBuffer shared with the scheduler.
@@ -164,11 +199,29 @@ Napi::Value Suspend(const Napi::CallbackInfo& info) {
   return status_error(info.Env(), s->suspend());
 }
 
+// capiInit({ park, current, interrupted, error }): attach the C API for other addons to this
+// environment (src/native-api.ts). Returns the napi_external of the function table (include/spindle.h).
+Napi::Value CapiInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Runtime& rt = runtime(info);
+  if (rt.scheduler == nullptr) return fail(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
+  if (rt.capi == nullptr) {
+    if (info.Length() < 1 || !info[0].IsObject()) return fail(env, "ERR_INVALID_ARG_TYPE", "capiInit needs the functions object");
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    rt.capi = capi_attach(env, loop, rt.scheduler, info[0], begin_teardown, &rt);
+    if (rt.capi == nullptr) return fail(env, "ERR_INVALID_ARG_TYPE", "capiInit: park, current, interrupted and error must be functions");
+  }
+  // The table is static and immutable; the external needs no finalizer.
+  return Napi::External<spindle_api>::New(env, const_cast<spindle_api*>(capi_table()));
+}
+
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(info.Env());
   Scheduler* s = runtime(info).scheduler;
   out.Set("liveFibers", Napi::Number::New(info.Env(), s ? static_cast<double>(s->live_fibers()) : 0));
   out.Set("carrierThreads", Napi::Number::New(info.Env(), s ? static_cast<double>(s->threads_alive()) : 0));
+  out.Set("nativeTokens", Napi::Number::New(info.Env(), static_cast<double>(capi_live_tokens())));
   return out;
 }
 
@@ -201,6 +254,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("resume", Napi::Function::New(env, Resume, "resume"));
   exports.Set("suspend", Napi::Function::New(env, Suspend, "suspend"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("capiInit", Napi::Function::New(env, CapiInit, "capiInit"));
   exports.Set("benchBatonFloor", Napi::Function::New(env, BenchBatonFloor, "benchBatonFloor"));
   return exports;
 }

@@ -51,6 +51,8 @@ class Scheduler final : public FiberHost {
   Status resume(uint32_t handle);  // run a created or suspended fiber until it yields, parks or ends
   Status suspend();                // yield the running fiber to its resumer
 
+  // The running fiber's handle, or 0 when the loop thread runs. Runner only.
+  uint32_t running_handle() const { return running_->is_main ? 0 : static_cast<Fiber*>(running_)->handle; }
   size_t live_fibers() const { return live_; }
   size_t threads_alive() const;
 

@@ -13,7 +13,14 @@ export interface NativeCore {
   yieldNow(): void;
   resume(handle: number): void;
   suspend(): void;
-  stats(): { liveFibers: number; carrierThreads: number };
+  stats(): { liveFibers: number; carrierThreads: number; nativeTokens: number };
+  /** Attaches the C API (include/spindle.h) to this environment; returns the table's napi_external. */
+  capiInit(fns: {
+    park(timeoutMs: number, interruptible: boolean, label: string, originalTimeoutMs: number): number;
+    current(): number;
+    interrupted(): boolean;
+    error(status: number, operation: string): Error;
+  }): unknown;
   benchBatonFloor(iterations: number, rounds: number, sameCore: boolean): number;
 }
 
