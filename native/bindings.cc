@@ -8,6 +8,7 @@
 #include "../include/spindle.h"
 #include "bench_floor.h"
 #include "capi.h"
+#include "io.h"
 #include "scheduler.h"
 
 namespace spindle {
@@ -23,6 +24,15 @@ struct Runtime {
 };
 
 Runtime& runtime(const Napi::CallbackInfo& info) { return *info.Env().GetInstanceData<Runtime>(); }
+
+}  // namespace
+
+Scheduler* scheduler_of(napi_env env) {
+  auto* rt = Napi::Env(env).GetInstanceData<Runtime>();
+  return rt == nullptr ? nullptr : rt->scheduler;
+}
+
+namespace {
 
 // Throws a JavaScript Error with `code`; returns an empty value for the caller to return.
 Napi::Value fail(Napi::Env env, const char* code, const char* message) {
