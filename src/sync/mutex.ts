@@ -20,6 +20,17 @@ export interface LockGuard extends Disposable {
   unlock(): void;
 }
 
+/** @internal A guard that calls `release` once, on `unlock()` or disposal. */
+export function lockGuard(release: () => void): LockGuard {
+  let held = true;
+  const unlock = () => {
+    if (!held) return;
+    held = false;
+    release();
+  };
+  return { unlock, [Symbol.dispose]: unlock };
+}
+
 function label(owner: Owner): string {
   return owner === LOOP ? (owner as typeof LOOP).label : `fiber ${(owner as FiberRecord).label}`;
 }
@@ -135,13 +146,7 @@ export class Mutex {
   /** Locks and returns a guard for `using`: `using g = mutex.guard();`. Suspends as `lock` does. */
   guard(opts?: LockOptions): LockGuard {
     this.lock(opts);
-    let held = true;
-    const unlock = () => {
-      if (!held) return;
-      held = false;
-      this.unlock();
-    };
-    return { unlock, [Symbol.dispose]: unlock };
+    return lockGuard(() => this.unlock());
   }
 
   /** Takes the lock for `who` if that needs no wait. */

@@ -6,7 +6,7 @@ import { FiberStateError, NotInFiberError } from '../errors.js';
 import { type Fiber } from '../fiber.js';
 import { timeoutOption } from '../options.js';
 import { type FiberRecord, currentRecord } from '../runtime.js';
-import { type LockGuard, type LockOptions } from './mutex.js';
+import { type LockGuard, type LockOptions, lockGuard } from './mutex.js';
 import { LOOP, type Owner, currentOwner, fiberOwners, objectName, ownerFiber } from './owner.js';
 import { Entry, WaitQueue, asyncWaiter, waitInQueue } from './waiters.js';
 
@@ -142,23 +142,13 @@ export class RWLock {
   /** `readLock`, then a guard for `using`: `using g = rw.readGuard();`. Suspends as `readLock` does. */
   readGuard(opts?: LockOptions): LockGuard {
     this.readLock(opts);
-    return this.#guard();
+    return lockGuard(() => this.unlock());
   }
 
   /** `writeLock`, then a guard for `using`: `using g = rw.writeGuard();`. Suspends as `writeLock` does. */
   writeGuard(opts?: LockOptions): LockGuard {
     this.writeLock(opts);
-    return this.#guard();
-  }
-
-  #guard(): LockGuard {
-    let held = true;
-    const unlock = () => {
-      if (!held) return;
-      held = false;
-      this.unlock();
-    };
-    return { unlock, [Symbol.dispose]: unlock };
+    return lockGuard(() => this.unlock());
   }
 
   #lock(mode: Mode, opts: LockOptions | undefined, operation: string): void {
