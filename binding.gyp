@@ -7,8 +7,13 @@
         "native/bindings.cc",
         "native/capi.cc",
         "native/carrier.cc",
+        "native/dns.cc",
         "native/engine.cc",
+        "native/fs.cc",
+        "native/io.cc",
         "native/scheduler.cc",
+        "native/tcp.cc",
+        "native/signals.cc",
         "native/timers.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -80,6 +80,19 @@ void teardown_finished(Runtime* rt) {
   rt->cleanup = nullptr;
 }
 
+// The scheduler's teardown is over and no IO operation is in flight: delete it, then the C API's part.
+void release_scheduler(void* p) {
+  auto* r = static_cast<Runtime*>(p);
+  delete r->scheduler;
+  r->scheduler = nullptr;
+  if (r->capi == nullptr) {
+    teardown_finished(r);
+    return;
+  }
+  std::shared_ptr<CApiEnv> capi = std::move(r->capi);
+  capi_close(capi, [](void* q) { teardown_finished(static_cast<Runtime*>(q)); }, r);
+}
+
 // Unwinds every fiber and releases the scheduler; idempotent. Runs from spindle's async cleanup hook,
 // or earlier from the cleanup hook the C API puts on another addon's env (capi.cc): fibers parked
 // inside that addon's calls must unwind while its napi_env still exists, and that env's own cleanup
@@ -94,18 +107,12 @@ void begin_teardown(void* arg) {
   }
   // The C API first stops taking parks and signals; the scheduler then unwinds the fibers (parked
   // ones included, whose C-API park returns an error); last, the C API closes its uv_async.
+  tcp_teardown(rt->scheduler);  // spindle/net: close every socket and server first (native/tcp.cc)
   if (rt->capi != nullptr) capi_detach(*rt->capi);
   rt->scheduler->teardown(
       [](void* p) {
-        auto* r = static_cast<Runtime*>(p);
-        delete r->scheduler;
-        r->scheduler = nullptr;
-        if (r->capi == nullptr) {
-          teardown_finished(r);
-          return;
-        }
-        std::shared_ptr<CApiEnv> capi = std::move(r->capi);
-        capi_close(capi, [](void* q) { teardown_finished(static_cast<Runtime*>(q)); }, r);
+        // IO operations still in flight (io.h) are cancelled and drained before the scheduler goes.
+        io_drain(static_cast<Runtime*>(p)->scheduler, release_scheduler, p);
       },
       rt);
 }
@@ -266,6 +273,10 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("capiInit", Napi::Function::New(env, CapiInit, "capiInit"));
   exports.Set("benchBatonFloor", Napi::Function::New(env, BenchBatonFloor, "benchBatonFloor"));
+  register_tcp(env, exports);
+  register_fs(env, exports);
+  register_dns(env, exports);
+  register_signals(env, exports);
   return exports;
 }
 

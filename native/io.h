@@ -32,23 +32,52 @@ class IoOp {
   virtual void cancel() = 0;
 
  protected:
-  // From the operation's libuv callback, on the loop thread.
+  // From the operation's libuv callback, on the loop thread. A tracked operation leaves the registry
+  // last: that may complete an environment's teardown (io_drain), after which the scheduler is gone,
+  // so the caller must not touch scheduler_ after finish().
   void finish(bool cancelled) {
     done_ = true;
     cancelled_ = cancelled;
     bool woke = false;
     if (fiber_ != 0) scheduler_.wake(fiber_, &woke);
+    if (tracked_) untrack();
   }
+
+  // Opt-in: once libuv accepted the operation, track() enters it in its environment's registry of
+  // operations in flight, which environment teardown cancels and drains (io_drain) before deleting
+  // the scheduler. Use it for operations that may outlive their fiber's unwinding (threadpool
+  // requests: fs, getaddrinfo) and whose cancel() is guaranteed to lead to a callback.
+  void track();
 
   Scheduler& scheduler_;
   const uint32_t fiber_;  // 0 when started outside fibers (nobody to wake)
   bool done_ = false;
   bool cancelled_ = false;
+
+ private:
+  friend struct IoRegistry;
+  friend void io_drain(Scheduler* scheduler, void (*done)(void*), void* arg);
+  void untrack();
+  bool tracked_ = false;
+  IoOp* prev_ = nullptr;  // the registry's intrusive list (io.cc)
+  IoOp* next_ = nullptr;
 };
+
+// Environment teardown (bindings.cc), on the loop thread, after scheduler->teardown() unwound the
+// fibers and before the scheduler is deleted: cancels every tracked operation of `scheduler`'s
+// environment and calls done(arg) once all of them have completed (at once when none is in flight).
+// Their completions meanwhile find no fiber to wake (all were unwound). Threadpool requests already
+// running cannot be cancelled: the drain waits for them to finish.
+void io_drain(Scheduler* scheduler, void (*done)(void*), void* arg);
+// How many tracked operations of `scheduler` are in flight (tests, diagnostics).
+size_t io_in_flight(Scheduler* scheduler);
 
 // Each IO module adds its functions to the addon's exports (called from bindings.cc's module init).
 void register_fs(Napi::Env env, Napi::Object exports);
 void register_tcp(Napi::Env env, Napi::Object exports);
+// Environment teardown (bindings.cc, before the scheduler unwinds): closes every socket and server of
+// `scheduler`'s environment; their remaining libuv callbacks no longer wake fibers.
+void tcp_teardown(Scheduler* scheduler);
 void register_dns(Napi::Env env, Napi::Object exports);
 void register_signals(Napi::Env env, Napi::Object exports);
 

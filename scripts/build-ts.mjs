@@ -24,6 +24,10 @@ const entries = [
   ['index', 'index'],
   ['fibers/index', 'fibers/index'],
   ['fibers/future', 'fibers/future'],
+  ['fs/index', 'fs/index'],
+  ['net/index', 'net/index'],
+  ['dns/index', 'dns/index'],
+  ['stream/index', 'stream/index'],
 ];
 const identifier = /^[A-Za-z_$][\w$]*$/;
 for (const [esm, cjs] of entries) {

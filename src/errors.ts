@@ -79,6 +79,32 @@ export class ChannelClosedError extends SpindleError {
   }
 }
 
+/**
+ * Thrown by `readExactly` / `readUntil` (spindle/net, spindle/stream) when the stream ends first.
+ * `partial` holds what was read before the end (consumed).
+ */
+export class UnexpectedEofError extends SpindleError {
+  /** What was read before the end of the stream. */
+  readonly partial: Buffer;
+  constructor(operation: string, partial: Buffer) {
+    super('ERR_UNEXPECTED_EOF', `${operation}: the stream ended after ${partial.length} byte(s)`);
+    this.partial = partial;
+  }
+}
+
+/**
+ * Thrown by `readUntil` (spindle/net, spindle/stream) when `maxBytes` bytes arrived without the
+ * delimiter. Nothing is consumed: the bytes stay readable.
+ */
+export class ReadLimitError extends SpindleError {
+  /** The `maxBytes` that was exceeded. */
+  readonly maxBytes: number;
+  constructor(operation: string, maxBytes: number) {
+    super('ERR_READ_LIMIT_EXCEEDED', `${operation}: no delimiter within ${maxBytes} bytes`);
+    this.maxBytes = maxBytes;
+  }
+}
+
 /** Creates a `TypeError` with Node's `ERR_INVALID_ARG_TYPE` code, naming the argument. */
 export function invalidArg(name: string, expected: string, actual: unknown): TypeError {
   const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(actual)}`);

@@ -30,8 +30,10 @@ export {
   FiberInterruptedError,
   FiberStateError,
   NotInFiberError,
+  ReadLimitError,
   SpindleError,
   TimeoutError,
+  UnexpectedEofError,
 } from './errors.js';
 export * from './sync/index.js';
 export { Channel, RecvCase, SendCase, type ChannelOptions, type TryRecvResult } from './channel.js';
@@ -40,3 +42,4 @@ export { SelectCase, after, promiseCase, select, type SelectOptions, type Select
 // The C API for other native addons (include/spindle.h): its table under Symbol.for('spindle.native.v1').
 import { publishNativeApi } from './native-api.js';
 publishNativeApi(module.exports);
+export { type ShutdownOptions, type SignalSpec, type SignalWaitOptions, type Signals, shutdownOn, signals } from './signals.js';
