@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // spindle benchmark CLI (`npm run bench`).
 //
-//   node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers]
+//   node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io]
 //
 //   --quick      fewer iterations and batches: a smoke test, numbers are rough
 //   --json-only  print only the JSON document on stdout (no table, no progress on stderr)
 //   --out-dir    where to write <ISO-date>-node<major>.json and latest.json (default bench/results)
-//   --only       run one section: core (bench/core.mjs), sync (bench/sync.mjs) or fibers
-//                (bench/fibers-compat.mjs); default all
+//   --only       run one section: core (bench/core.mjs), sync (bench/sync.mjs), fibers
+//                (bench/fibers-compat.mjs) or io (bench/io.mjs); default all
 //
 // Sections (each measurement the median of several batches; the machines this runs on are noisy):
 //   core (bench/core.mjs), the fiber switch:
@@ -22,6 +22,11 @@
 //     (g) channel ping-pong, capacity 0 and 64, vs a promise-based channel (bench/promise-channel.mjs)
 //     (h) a 4-stage pipeline over channels of capacity 256, messages/s, vs the same with async functions
 //     (i) uncontended lock+unlock and buffered send+recv in one fiber, ns
+//   io (bench/io.mjs), spindle/net and spindle/fs against Node's net and fs, loopback and os.tmpdir():
+//     (j) TCP echo, 64-byte ping-pong, 1/10/100 connections: spindle vs net callbacks vs net with
+//         async/await over events.once, load from a child process (bench/io-load.mjs), messages/s
+//     (k) a cached 256 MiB file in 64 KiB reads: File.read vs FileHandle.read vs readSync, MB/s
+//     (l) 10,000 4 KiB files: readFile by 100 fibers vs Promise.all batches of fs.promises.readFile
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,8 +36,8 @@ import { parseArgs } from 'node:util';
 import { fmt, lpad, pad } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const USAGE = 'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers]\n';
-const SECTIONS = ['core', 'sync', 'fibers'];
+const USAGE = 'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io]\n';
+const SECTIONS = ['core', 'sync', 'fibers', 'io'];
 
 // ---------------------------------------------------------------------------------------------------
 // Options
@@ -110,6 +115,15 @@ async function main() {
     Object.assign(results, fibers.results);
     ratios.push(...fibers.ratios);
     reporters.push(reportFibers);
+  }
+
+  if (sections.includes('io')) {
+    const { runIo, reportIo } = await import('./io.mjs');
+    const io = await runIo({ quick, progress });
+    params.io = io.params;
+    Object.assign(results, io.results);
+    ratios.push(...io.ratios);
+    reporters.push(reportIo);
   }
 
   const doc = {

@@ -80,25 +80,55 @@ const SYNC_HEADINGS = [
 // The measurements of the fibers section (spindle/fibers against the core).
 const FIBERS_MEASUREMENTS = ['fibersRunYield', 'fibersCoreRoundTrip', 'fibersCreateRunFinish', 'fibersCoreCreateResume', 'fibersCoreSpawnJoin'];
 
+// The measurements of the io section (issue 4: spindle/net and spindle/fs against Node's net and fs).
+const IO_MEASUREMENTS = [
+  ...[1, 10, 100].flatMap((c) => [`tcpEcho${c}Spindle`, `tcpEcho${c}Callback`, `tcpEcho${c}Await`]),
+  'fileReadSpindle',
+  'fileReadPromises',
+  'fileReadSync',
+  'smallFilesSpindle',
+  'smallFilesPromises',
+];
+
+const IO_HEADINGS = [
+  'io: medians of batches',
+  ...[1, 10, 100].map((c) => `(j) TCP echo, ${c} conn: spindle, fiber/conn`),
+  '(j) ... Node net, callbacks',
+  '(j) ... Node net, await events.once',
+  '(k) 64 MiB read, 64 KiB, spindle File.read',
+  '(k) ... fs.promises FileHandle.read',
+  '(k) ... fs.readSync',
+  '(l) 1,000 4 KiB files, 100 fibers readFile',
+  '(l) ... fs.promises.readFile x100 batches',
+];
+
+// The io ratios with a target (issue 4), by name prefix.
+const IO_TARGET_RATIOS = [
+  '(j) echo, 100 conn: spindle / callbacks',
+  '(k) file read: spindle / fs.promises',
+  '(k) file read: spindle / readSync',
+  '(l) small files: spindle / fs.promises',
+];
+
 // The ratios with a target, by name prefix, in the sync section.
 const SYNC_TARGET_RATIOS = ['(h) pipeline msgs/s', '(i) lock+unlock / 50 ns', '(i) buffered send+recv / 100 ns'];
 
-function runCli(extra: string[]) {
+function runCli(extra: string[], env: NodeJS.ProcessEnv = {}) {
   // --out-dir keeps the smoke run out of bench/results (whose files are real runs).
   return spawnSync(process.execPath, [cli, '--quick', '--out-dir', outDir, ...extra], {
     cwd: root,
     encoding: 'utf8',
     timeout: 120_000,
-    env: { ...process.env },
+    env: { ...process.env, ...env },
   });
 }
 
-function checkDocument(doc: Record<string, any>, sections = ['core', 'sync', 'fibers']) {
+function checkDocument(doc: Record<string, any>, sections = ['core', 'sync', 'fibers', 'io']) {
   expect(doc.mode).toBe('quick');
   expect(doc.sections).toEqual(sections);
   expect(doc.node).toBe(process.version);
   expect(doc.env).toHaveProperty('SPINDLE_CPU_FOLLOW');
-  const bySection: Record<string, string[]> = { core: CORE_MEASUREMENTS, sync: SYNC_MEASUREMENTS, fibers: FIBERS_MEASUREMENTS };
+  const bySection: Record<string, string[]> = { core: CORE_MEASUREMENTS, sync: SYNC_MEASUREMENTS, fibers: FIBERS_MEASUREMENTS, io: IO_MEASUREMENTS };
   const expected = Object.entries(bySection).flatMap(([name, keys]) => (sections.includes(name) ? keys : []));
   const absent = Object.entries(bySection).flatMap(([name, keys]) => (sections.includes(name) ? [] : keys));
   for (const key of absent) expect(doc.results, key).not.toHaveProperty(key);
@@ -114,7 +144,7 @@ function checkDocument(doc: Record<string, any>, sections = ['core', 'sync', 'fi
     }
   }
   expect(doc.ratios.length).toBeGreaterThanOrEqual(
-    (sections.includes('core') ? 7 : 0) + (sections.includes('sync') ? 7 : 0) + (sections.includes('fibers') ? 4 : 0),
+    (sections.includes('core') ? 7 : 0) + (sections.includes('sync') ? 7 : 0) + (sections.includes('fibers') ? 4 : 0) + (sections.includes('io') ? 9 : 0),
   );
   for (const r of doc.ratios) {
     expect(Number.isFinite(r.value) && r.value > 0, `${r.name} = ${r.value}`).toBe(true);
@@ -131,6 +161,16 @@ function checkDocument(doc: Record<string, any>, sections = ['core', 'sync', 'fi
     }
     for (const share of Object.values(doc.info.handoffShare)) expect(share as number).toBeGreaterThan(0);
   }
+  if (sections.includes('io')) {
+    expect(doc.params.io.fileMiB).toBe(64);
+    expect(doc.params.io.smallFiles).toBe(1_000);
+    expect(doc.params.io.connections).toEqual([1, 10, 100]);
+    for (const prefix of IO_TARGET_RATIOS) {
+      const r = doc.ratios.find((q: { name: string }) => q.name.startsWith(prefix));
+      expect(r, prefix).toBeDefined();
+      expect(typeof r.met, prefix).toBe('boolean');
+    }
+  }
 }
 
 describe('bench/cli.mjs --quick', () => {
@@ -144,7 +184,7 @@ describe('bench/cli.mjs --quick', () => {
     expect(out).toContain(`node ${process.version}`);
     expect(out).toContain('SPINDLE_CPU_FOLLOW=');
     const fibersHeadings = ['fibers: medians of', 'spindle/fibers run()/yield() round trip', 'old fibers 5.0.3 on Node 14'];
-    for (const heading of ['measurement', 'median', 'core: medians of', ...CORE_HEADINGS, 'sync: medians of', ...SYNC_HEADINGS, ...fibersHeadings, 'ratios']) {
+    for (const heading of ['measurement', 'median', 'core: medians of', ...CORE_HEADINGS, 'sync: medians of', ...SYNC_HEADINGS, ...fibersHeadings, ...IO_HEADINGS, 'ratios']) {
       expect(out, heading).toContain(heading);
     }
 
@@ -172,6 +212,24 @@ describe('bench/cli.mjs --quick', () => {
     for (const heading of ['sync: medians of', ...SYNC_HEADINGS, 'ratios']) expect(r.stdout, heading).toContain(heading);
     for (const heading of ['core: medians of', ...CORE_HEADINGS]) expect(r.stdout, heading).not.toContain(heading);
     checkDocument(JSON.parse(readFileSync(path.join(outDir, 'latest.json'), 'utf8')), ['sync']);
+  });
+
+  it('--only io runs the io section alone, and leaves no temp files behind', { timeout: 150_000 }, () => {
+    const tmp = mkdtempSync(path.join(tmpdir(), 'spindle-bench-tmp-'));
+    let r;
+    let left: string[];
+    try {
+      r = runCli(['--only', 'io'], { TMPDIR: tmp });
+      left = readdirSync(tmp);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    expect(r.status, r.stderr).toBe(0);
+    expect(left).toEqual([]); // the big file and the small files were removed
+    for (const heading of [...IO_HEADINGS, 'side by side (medians)', 'ratios']) expect(r.stdout, heading).toContain(heading);
+    for (const heading of ['core: medians of', 'sync: medians of', 'fibers: medians of']) expect(r.stdout, heading).not.toContain(heading);
+    for (const prefix of IO_TARGET_RATIOS) expect(r.stdout, prefix).toMatch(new RegExp(`${prefix.replace(/[()/.]/g, '\\$&')}.*(met|NOT MET)`));
+    checkDocument(JSON.parse(readFileSync(path.join(outDir, 'latest.json'), 'utf8')), ['io']);
   });
 
   it('--only rejects an unknown section', () => {
