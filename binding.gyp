@@ -11,10 +11,13 @@
         "native/engine.cc",
         "native/fs.cc",
         "native/io.cc",
+        "native/same_thread.cc",
         "native/scheduler.cc",
+        "native/stack_switch_x64.cc",
         "native/tcp.cc",
         "native/signals.cc",
-        "native/timers.cc"
+        "native/timers.cc",
+        "native/tls_slots.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

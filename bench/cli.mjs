@@ -126,6 +126,9 @@ async function main() {
     reporters.push(reportIo);
   }
 
+  // The switch backend (SPINDLE_BACKEND; see native/same_thread.h), as the addon reports it.
+  const { native } = (await import('../dist/cjs/native.js')).default;
+  const { backend, backendReason } = native.stats();
   const doc = {
     schema: 2,
     date: date.toISOString(),
@@ -137,7 +140,9 @@ async function main() {
     kernel: os.release(),
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? null,
-    env: { SPINDLE_CPU_FOLLOW: cpuFollow ?? null },
+    env: { SPINDLE_CPU_FOLLOW: cpuFollow ?? null, SPINDLE_BACKEND: process.env.SPINDLE_BACKEND ?? null },
+    backend,
+    backendReason,
     params,
     results,
     info,
@@ -168,6 +173,7 @@ function report(doc, reporters, cpuFollowShown, datedFile) {
   const lines = [];
   lines.push(
     `spindle bench  node ${doc.node} (${doc.platform}, ${doc.cpus} CPUs)  SPINDLE_CPU_FOLLOW=${cpuFollowShown}`,
+    `backend ${doc.backend} (${doc.backendReason})`,
     `mode ${doc.mode}, sections: ${doc.sections.join(', ')}`,
     '',
   );

@@ -239,6 +239,9 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   out.Set("liveFibers", Napi::Number::New(info.Env(), s ? static_cast<double>(s->live_fibers()) : 0));
   out.Set("carrierThreads", Napi::Number::New(info.Env(), s ? static_cast<double>(s->threads_alive()) : 0));
   out.Set("nativeTokens", Napi::Number::New(info.Env(), static_cast<double>(capi_live_tokens())));
+  // The switch backend ("carrier" or "same-thread", see same_thread.h) and why it was chosen.
+  out.Set("backend", Napi::String::New(info.Env(), s ? s->backend_choice().name : ""));
+  out.Set("backendReason", Napi::String::New(info.Env(), s ? s->backend_choice().reason : ""));
   return out;
 }
 

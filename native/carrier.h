@@ -26,7 +26,7 @@ class CarrierBackend final : public SwitchBackend {
   // Idle carriers kept for reuse beyond those reserved; finishing carriers past this retire.
   static constexpr size_t kMaxIdle = 256;
 
-  size_t threads_alive() const { return alive_; }
+  size_t threads_alive() const override { return alive_; }
 
  private:
   friend class Carrier;

@@ -28,6 +28,8 @@ struct Context {
   Context* resumer = nullptr;
   // Engine-owned per-context state saved across switches (the async context frame); see engine.h.
   void* saved_frame = nullptr;
+  // Switch-backend-owned per-context state (the same-thread backend's saved stack and V8 identity).
+  void* switch_state = nullptr;
   bool is_main = false;
 };
 

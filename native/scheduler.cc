@@ -1,12 +1,10 @@
 #include "scheduler.h"
 
-#include "carrier.h"
-
 namespace spindle {
 
 Scheduler::Scheduler(napi_env env, napi_value trampoline, uv_loop_t* loop)
     : engine_(env, trampoline),
-      backend_(std::make_unique<CarrierBackend>(engine_, *this)),
+      backend_(make_switch_backend(engine_, *this, &backend_choice_)),
       loop_(loop),
       timers_(loop, &Scheduler::on_expire, &Scheduler::is_armed, this) {
   main_.is_main = true;
@@ -23,7 +21,7 @@ Scheduler::Scheduler(napi_env env, napi_value trampoline, uv_loop_t* loop)
 Scheduler::~Scheduler() = default;
 
 size_t Scheduler::threads_alive() const {
-  return static_cast<const CarrierBackend&>(*backend_).threads_alive();
+  return backend_->threads_alive();
 }
 
 Fiber* Scheduler::lookup(uint32_t handle) const {

@@ -15,6 +15,7 @@
 
 #include "context.h"
 #include "engine.h"
+#include "same_thread.h"
 #include "switch.h"
 #include "timers.h"
 
@@ -55,6 +56,8 @@ class Scheduler final : public FiberHost {
   uint32_t running_handle() const { return running_->is_main ? 0 : static_cast<Fiber*>(running_)->handle; }
   size_t live_fibers() const { return live_; }
   size_t threads_alive() const;
+  // The switch backend in use ("carrier" or "same-thread") and why it was chosen.
+  const BackendChoice& backend_choice() const { return backend_choice_; }
 
   // Environment teardown, on the loop thread: unwind every live fiber, stop the threads, close the
   // libuv handles; done(arg) runs when libuv is finished with them and the scheduler can be deleted.
@@ -87,6 +90,7 @@ class Scheduler final : public FiberHost {
   static void handle_closed(void* self);
 
   Engine engine_;
+  BackendChoice backend_choice_;
   std::unique_ptr<SwitchBackend> backend_;
   uv_loop_t* loop_;
   ParkTimers timers_;

@@ -34,6 +34,8 @@ class SwitchBackend {
   virtual void release(Fiber& fiber) = 0;
   // Environment teardown: release idle resources (threads, stacks). No fiber is live any more.
   virtual void shutdown() = 0;
+  // OS threads this backend keeps (carrier threads); 0 for a backend that runs on the loop thread.
+  virtual size_t threads_alive() const { return 0; }
 };
 
 }  // namespace spindle

@@ -19,6 +19,8 @@
 // failure (from the saved output, so diffs show); exits non-zero if a test failed, vitest reported an
 // unhandled error (e.g. a test worker died), or a build failed.
 //   SPINDLE_MATRIX_TIMEOUT  minutes a single Node's vitest run may take before it is killed (default 30)
+//   SPINDLE_BACKEND         passed on to the tests: `SPINDLE_BACKEND=same-thread npm run test:node-matrix`
+//                           runs the suite under the same-thread switch backend (native/same_thread.h)
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -189,7 +191,7 @@ for (const major of majors) {
     node = obtainNode(major);
     log(`Node ${major}: ${node.bin} (v${node.version}); building the addon into ${outDir}/`);
     const addon = buildAddon(node, outDir);
-    log(`Node ${major}: running the tests`);
+    log(`Node ${major}: running the tests (SPINDLE_BACKEND=${process.env.SPINDLE_BACKEND ?? 'unset: carrier'})`);
     res = await runVitest(node, addon, outDir);
   } catch (err) {
     buildError = err.message;
@@ -205,7 +207,7 @@ const header = ['Node', 'passed', 'failed', 'not run', 'unhandled errors', 'note
 const table = rows.map((r) => [`v${r.version}`, String(r.passed), String(r.failed), String(r.notRun), String(r.errors), r.note]);
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
 const fmt = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
-console.log('\n==================== node matrix ====================');
+console.log(`\n==================== node matrix (SPINDLE_BACKEND=${process.env.SPINDLE_BACKEND ?? 'unset: carrier'}) ====================`);
 console.log(fmt(header));
 console.log(fmt(widths.map((w) => '-'.repeat(w))));
 for (const t of table) console.log(fmt(t));
