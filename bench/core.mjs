@@ -344,8 +344,10 @@ export async function runCore({ quick, progress }) {
     mem.threadsAfter = after.status.Threads;
     mem.threadsDelta = after.status.Threads - before.status.Threads;
     mem.vmRssDeltaKiB = after.status.VmRSS - before.status.VmRSS;
-    mem.pageTablesPerThreadKiB = (after.status.VmPTE - before.status.VmPTE) / mem.threadsDelta;
-    mem.vmSizePerThreadKiB = (after.status.VmSize - before.status.VmSize) / mem.threadsDelta;
+    if (mem.threadsDelta > 0) {
+      mem.pageTablesPerThreadKiB = (after.status.VmPTE - before.status.VmPTE) / mem.threadsDelta;
+      mem.vmSizePerThreadKiB = (after.status.VmSize - before.status.VmSize) / mem.threadsDelta;
+    }
   } else {
     unmeasured.push('/proc/self/status is not readable: no thread count, VmRSS or page-table (VmPTE) figures');
   }
@@ -418,7 +420,9 @@ export async function runCore({ quick, progress }) {
   }
   const kStack = mem.kernelStackPerThreadKiB ?? mem.kernelStackEstimateKiB;
   const kSlab = mem.slabUnreclaimablePerThreadKiB ?? mem.slabEstimatePerThreadKiB;
-  mem.kernelPerThreadKiB = kStack !== undefined ? kStack + (kSlab ?? 0) + (mem.pageTablesPerThreadKiB ?? 0) : undefined;
+  // With the same-thread backend parked fibers create no threads: no per-thread kernel cost to add.
+  mem.kernelPerThreadKiB =
+    mem.threadsDelta === 0 ? 0 : kStack !== undefined ? kStack + (kSlab ?? 0) + (mem.pageTablesPerThreadKiB ?? 0) : undefined;
   mem.totalPerFiberKiB = mem.kernelPerThreadKiB !== undefined ? results.rssPerParkedFiber.value + mem.kernelPerThreadKiB : undefined;
 
   const bestFloor = Math.min(results.floorSameCore.value, results.floorUnpinned.value);
@@ -495,6 +499,10 @@ export function reportCore(doc) {
   lines.push(
     `  threads              ${lpad(fmt(m.threadsDelta ?? NaN, 0), 7)} new     (Threads ${fmt(m.threadsBefore ?? NaN, 0)} -> ${fmt(m.threadsAfter ?? NaN, 0)}, /proc/self/status)`,
   );
+  if (m.threadsDelta === 0) {
+    lines.push('  no new threads: parked fibers stay on the loop thread (same-thread backend); no kernel cost per fiber');
+    return lines;
+  }
   const measured = m.kernelSource === 'measured';
   const ts = m.taskStructBytes ? `task_struct is ${fmt(m.taskStructBytes, 0)} B` : '';
   lines.push(
