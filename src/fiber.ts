@@ -394,6 +394,24 @@ export function checkInterrupt(): void {
   if (self !== undefined) checkInterruptOf(self);
 }
 
+/** What {@link backend} returns. */
+export interface BackendInfo {
+  /** `'carrier'` (one OS thread per live fiber) or `'same-thread'` (all fibers on the loop thread). */
+  name: string;
+  /** Why it was chosen (SPINDLE_BACKEND, the allowlist of tested builds, the self-check). */
+  reason: string;
+}
+
+/**
+ * The switch backend this thread's fibers run on, and why. `SPINDLE_BACKEND=same-thread` (or
+ * `inplace`, `auto`) asks for the same-thread backend, used only on allowlisted Node builds that pass
+ * a load-time self-check; carrier threads otherwise. Never suspends.
+ */
+export function backend(): BackendInfo {
+  const stats = native.stats();
+  return { name: stats.backend, reason: stats.backendReason };
+}
+
 /** One entry of {@link fibers}. */
 export interface FiberInfo {
   id: number;

@@ -5,8 +5,10 @@
 import './builtins.js';
 
 export {
+  type BackendInfo,
   DEFAULT_STACK_SIZE,
   Fiber,
+  backend,
   type FiberInfo,
   type FiberStatus,
   type JoinOptions,

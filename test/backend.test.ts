@@ -44,6 +44,20 @@ describe('switch backend selection', () => {
     expect(out).toEqual({ backend: 'carrier', reason: 'default', n: 101 });
   });
 
+  it('backend() reports the backend in use and why', () => {
+    const r = runScript(
+      `const { backend } = require(SPINDLE); const { native } = require(SPINDLE.replace(/index\\.js$/, 'native.js'));
+       const b = backend(); const s = native.stats();
+       console.log(JSON.stringify({ b, same: b.name === s.backend && b.reason === s.backendReason }));`,
+      { env: { SPINDLE_BACKEND: 'same-thread' } },
+    );
+    expectClean(r);
+    const out = JSON.parse(r.stdout.trim());
+    expect(out.same).toBe(true);
+    expect(out.b.name).toBe(SUPPORTED ? 'same-thread' : 'carrier');
+    expect(out.b.reason.length).toBeGreaterThan(0);
+  });
+
   it('SPINDLE_BACKEND=carrier selects carrier threads', () => {
     expect(report({ SPINDLE_BACKEND: 'carrier' })).toMatchObject({ backend: 'carrier', n: 101 });
   });
