@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 
 import {
   Barrier,
-  type Fiber,
   FiberInterruptedError,
   NotInFiberError,
   TimeoutError,
@@ -12,15 +11,7 @@ import {
   yieldNow,
 } from '../dist/index.js';
 
-import { inFiber, runScript, thrown, until } from './helpers.js';
-
-/** Spawns `fn` and lets it run up to its first suspension (call inside a fiber). */
-function parked<T>(fn: () => T): Fiber<T> {
-  const f = spawn(fn);
-  yieldNow();
-  expect(f.status).toBe('suspended');
-  return f;
-}
+import { inFiber, parked, runScript, thrown, until } from './helpers.js';
 
 describe('Barrier', () => {
   it('suspends until n parties arrived; exactly one (the last, which does not suspend) gets true', async () => {

@@ -7,31 +7,11 @@ import {
   FiberInterruptedError,
   NotInFiberError,
   TimeoutError,
-  fibers,
   spawn,
   yieldNow,
 } from '../dist/index.js';
 
-import { inFiber, runScript, thrown } from './helpers.js';
-
-/** Inside a fiber: lets other fibers run until `cond()` holds (bounded, so a bug fails instead of hanging). */
-function yieldUntil(cond: () => boolean, what = 'condition'): void {
-  for (let i = 0; i < 10_000; i++) {
-    if (cond()) return;
-    yieldNow();
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
-/** What a live fiber is parked on, per fibers(). */
-function waitingOn(fiber: Fiber<unknown>): string | null | undefined {
-  return fibers().find((f) => f.id === fiber.id)?.waitingOn;
-}
-
-/** Inside a fiber: lets other fibers run until `fiber` is parked (in a wait described by `op`). */
-function untilParked(fiber: Fiber<unknown>, op: string): void {
-  yieldUntil(() => fiber.status === 'suspended' && (waitingOn(fiber) ?? '').startsWith(op), `${fiber.name} to park in ${op}`);
-}
+import { inFiber, runScript, thrown, untilParked } from './helpers.js';
 
 function expectClosed(error: unknown): void {
   expect(error).toBeInstanceOf(ChannelClosedError);

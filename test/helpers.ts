@@ -4,7 +4,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { spawn } from '../dist/index.js';
+import { expect } from 'vitest';
+
+import { type Fiber, fibers, sleep, spawn, yieldNow } from '../dist/index.js';
 
 export const root = path.resolve(__dirname, '..');
 /** Absolute paths of the entry points, for scripts run in a child process. */
@@ -53,4 +55,35 @@ export function thrown(fn: () => unknown): unknown {
 /** Resolves once `cond()` holds, checking once per event-loop turn. */
 export async function until(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Inside a fiber: lets other fibers run until `cond()` holds, turning the event loop now and then so
+ * IO completions land. Bounded, so a bug fails instead of hanging.
+ */
+export function yieldUntil(cond: () => boolean, what = 'condition'): void {
+  for (let i = 0; i < 20_000; i++) {
+    if (cond()) return;
+    if (i % 100 === 99) sleep(1);
+    else yieldNow();
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+/** What a live fiber is parked on, per fibers() ('' when it is not). */
+export function waitingOn(fiber: Fiber<unknown>): string {
+  return fibers().find((f) => f.id === fiber.id)?.waitingOn ?? '';
+}
+
+/** Inside a fiber: lets other fibers run until `fiber` is parked in a wait described by `op...`. */
+export function untilParked(fiber: Fiber<unknown>, op: string): void {
+  yieldUntil(() => fiber.status === 'suspended' && waitingOn(fiber).startsWith(op), `${fiber.name} to park in ${op}`);
+}
+
+/** Inside a fiber: spawns `fn` and lets it run up to its first suspension. */
+export function parked<T>(fn: () => T): Fiber<T> {
+  const f = spawn(fn);
+  yieldNow();
+  expect(f.status).toBe('suspended');
+  return f;
 }

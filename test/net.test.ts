@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { type Fiber, FiberInterruptedError, NotInFiberError, TimeoutError, fibers, sleep, spawn, yieldNow } from '../dist/index.js';
+import { FiberInterruptedError, NotInFiberError, TimeoutError, sleep, spawn } from '../dist/index.js';
 import {
   type Server,
   ReadLimitError,
@@ -16,30 +16,13 @@ import {
   listen,
 } from '../dist/net/index.js';
 
-import { inFiber, runScript, thrown } from './helpers.js';
+import { inFiber, runScript, thrown, untilParked, waitingOn, yieldUntil } from './helpers.js';
 
 const netEntry = path.join(__dirname, '..', 'dist', 'cjs', 'net', 'index.js');
 const dir = mkdtempSync(path.join(tmpdir(), 'spindle-net-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let sockets = 0;
 const sockPath = () => path.join(dir, `s${++sockets}.sock`);
-
-function yieldUntil(cond: () => boolean, what: string): void {
-  for (let i = 0; i < 20_000; i++) {
-    if (cond()) return;
-    if (i % 100 === 99) sleep(1);
-    else yieldNow();
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
-function waitingOn(fiber: Fiber<unknown>): string {
-  return fibers().find((f) => f.id === fiber.id)?.waitingOn ?? '';
-}
-
-function untilParked(fiber: Fiber<unknown>, op: string): void {
-  yieldUntil(() => fiber.status === 'suspended' && waitingOn(fiber).startsWith(op), `${fiber.name} to park in ${op}`);
-}
 
 function loopback(): Server {
   return listen({ port: 0, host: '127.0.0.1' });

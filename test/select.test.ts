@@ -9,32 +9,13 @@ import {
   NotInFiberError,
   TimeoutError,
   after,
-  fibers,
   promiseCase,
   select,
   spawn,
   yieldNow,
 } from '../dist/index.js';
 
-import { inFiber, thrown } from './helpers.js';
-
-/** Inside a fiber: lets other fibers run until `cond()` holds (bounded, so a bug fails instead of hanging). */
-function yieldUntil(cond: () => boolean, what = 'condition'): void {
-  for (let i = 0; i < 10_000; i++) {
-    if (cond()) return;
-    yieldNow();
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
-function waitingOn(fiber: Fiber<unknown>): string | null | undefined {
-  return fibers().find((f) => f.id === fiber.id)?.waitingOn;
-}
-
-/** Inside a fiber: lets other fibers run until `fiber` is parked in a wait described by `op...`. */
-function untilParked(fiber: Fiber<unknown>, op: string): void {
-  yieldUntil(() => fiber.status === 'suspended' && (waitingOn(fiber) ?? '').startsWith(op), `${fiber.name} to park in ${op}`);
-}
+import { inFiber, thrown, untilParked, waitingOn, yieldUntil } from './helpers.js';
 
 function joinError(fiber: Fiber<unknown>): unknown {
   return thrown(() => fiber.join());

@@ -7,22 +7,10 @@ import zlib from 'node:zlib';
 
 import { describe, expect, it } from 'vitest';
 
-import { type Fiber, FiberInterruptedError, NotInFiberError, TimeoutError, fibers, sleep, spawn, yieldNow } from '../dist/index.js';
+import { FiberInterruptedError, NotInFiberError, TimeoutError, sleep, spawn } from '../dist/index.js';
 import { ReadLimitError, type StreamReader, UnexpectedEofError, once, reader, writer } from '../dist/stream/index.js';
 
-import { inFiber, thrown } from './helpers.js';
-
-function yieldUntil(cond: () => boolean, what = 'condition'): void {
-  for (let i = 0; i < 10_000; i++) {
-    if (cond()) return;
-    yieldNow();
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
-function untilParked(fiber: Fiber<unknown>, op: string): void {
-  yieldUntil(() => fiber.status === 'suspended' && (fibers().find((f) => f.id === fiber.id)?.waitingOn ?? '').startsWith(op), `${fiber.name} to park in ${op}`);
-}
+import { inFiber, thrown, untilParked, yieldUntil } from './helpers.js';
 
 /** Lines until the end of the stream (readUntil throws UnexpectedEofError with nothing partial there). */
 function readLines(rd: StreamReader): string[] {

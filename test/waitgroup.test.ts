@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
 import {
-  type Fiber,
   FiberInterruptedError,
   FiberStateError,
   NotInFiberError,
@@ -14,15 +13,7 @@ import {
   yieldNow,
 } from '../dist/index.js';
 
-import { inFiber, runScript, thrown, until } from './helpers.js';
-
-/** Spawns `fn` and lets it run up to its first suspension (call inside a fiber). */
-function parked<T>(fn: () => T): Fiber<T> {
-  const f = spawn(fn);
-  yieldNow();
-  expect(f.status).toBe('suspended');
-  return f;
-}
+import { inFiber, parked, runScript, thrown, until } from './helpers.js';
 
 describe('WaitGroup', () => {
   it('wait suspends until as many done() as added, then releases every waiter', async () => {
