@@ -1,13 +1,30 @@
 import { defineConfig } from 'vitest/config';
 
+// The whole suite runs once per switch backend (native/same_thread.h): each project sets SPINDLE_BACKEND
+// for its workers and the child processes they start, and is named after it, so test names show the
+// backend. Where 'inplace' is refused (an ASan build, a Node build not on the allowlist), that project's
+// tests are reported as skipped with the reason (test/setup/). The projects run one after the other
+// (sequence.groupOrder): files of both would otherwise share build directories and ports.
+const BACKENDS = ['threads', 'inplace'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Each file in its own process: fibers own carrier threads and process-level hooks.
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Load the built package with Node itself, as users do (not through Vite's transform).
     server: { deps: { external: [/\/dist\//] } },
+    projects: BACKENDS.map((name, order) => ({
+      extends: true,
+      test: {
+        name,
+        include: ['test/**/*.test.ts'],
+        env: { SPINDLE_BACKEND: name },
+        globalSetup: ['test/setup/backend-global.ts'],
+        setupFiles: ['test/setup/backend.ts'],
+        sequence: { groupOrder: order },
+      },
+    })),
   },
 });

@@ -126,9 +126,8 @@ async function main() {
     reporters.push(reportIo);
   }
 
-  // The switch backend (SPINDLE_BACKEND; see native/same_thread.h), as the addon reports it.
-  const { native } = (await import('../dist/cjs/native.js')).default;
-  const { backend, backendReason } = native.stats();
+  // The switch backend ('threads' or 'inplace': the default auto, SPINDLE_BACKEND; see native/same_thread.h).
+  const { name: backend, reason: backendReason } = (await import('../dist/index.js')).backend();
   const doc = {
     schema: 2,
     date: date.toISOString(),

@@ -420,7 +420,7 @@ export async function runCore({ quick, progress }) {
   }
   const kStack = mem.kernelStackPerThreadKiB ?? mem.kernelStackEstimateKiB;
   const kSlab = mem.slabUnreclaimablePerThreadKiB ?? mem.slabEstimatePerThreadKiB;
-  // With the same-thread backend parked fibers create no threads: no per-thread kernel cost to add.
+  // With the inplace backend parked fibers create no threads: no per-thread kernel cost to add.
   mem.kernelPerThreadKiB =
     mem.threadsDelta === 0 ? 0 : kStack !== undefined ? kStack + (kSlab ?? 0) + (mem.pageTablesPerThreadKiB ?? 0) : undefined;
   mem.totalPerFiberKiB = mem.kernelPerThreadKiB !== undefined ? results.rssPerParkedFiber.value + mem.kernelPerThreadKiB : undefined;
@@ -500,7 +500,7 @@ export function reportCore(doc) {
     `  threads              ${lpad(fmt(m.threadsDelta ?? NaN, 0), 7)} new     (Threads ${fmt(m.threadsBefore ?? NaN, 0)} -> ${fmt(m.threadsAfter ?? NaN, 0)}, /proc/self/status)`,
   );
   if (m.threadsDelta === 0) {
-    lines.push('  no new threads: parked fibers stay on the loop thread (same-thread backend); no kernel cost per fiber');
+    lines.push('  no new threads: parked fibers stay on the loop thread (inplace backend); no kernel cost per fiber');
     return lines;
   }
   const measured = m.kernelSource === 'measured';

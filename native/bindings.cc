@@ -127,19 +127,25 @@ void teardown_hook(napi_async_cleanup_hook_handle handle, void* arg) {
   begin_teardown(rt);
 }
 
-// init(trampoline): start the scheduler. Returns the ArrayBuffer shared with the scheduler.
+// init(trampoline, backend?): start the scheduler, on the switch backend `backend` ("auto", "inplace",
+// "threads"; undefined: SPINDLE_BACKEND decides). Returns the ArrayBuffer shared with the scheduler.
 Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Runtime& rt = runtime(info);
   if (rt.scheduler != nullptr) return rt.shared.Value();
   if (info.Length() < 1 || !info[0].IsFunction()) return fail(env, "ERR_INVALID_ARG_TYPE", "trampoline must be a function");
+  std::string backend;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsString()) return fail(env, "ERR_INVALID_ARG_TYPE", "backend must be a string");
+    backend = info[1].As<Napi::String>().Utf8Value();
+  }
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
     return fail(env, "ERR_FIBER_STATE", "no libuv loop for this environment");
   }
   Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, 4 * sizeof(int32_t));
   rt.shared = Napi::Persistent(shared);
-  rt.scheduler = new Scheduler(env, info[0], loop);
+  rt.scheduler = new Scheduler(env, info[0], loop, backend);
   rt.scheduler->share_state(static_cast<int32_t*>(shared.Data()));
   napi_add_async_cleanup_hook(env, teardown_hook, &rt, nullptr);
   return shared;
@@ -239,7 +245,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   out.Set("liveFibers", Napi::Number::New(info.Env(), s ? static_cast<double>(s->live_fibers()) : 0));
   out.Set("carrierThreads", Napi::Number::New(info.Env(), s ? static_cast<double>(s->threads_alive()) : 0));
   out.Set("nativeTokens", Napi::Number::New(info.Env(), static_cast<double>(capi_live_tokens())));
-  // The switch backend ("carrier" or "same-thread", see same_thread.h) and why it was chosen.
+  // The switch backend ("threads" or "inplace", see same_thread.h) and why it was chosen.
   out.Set("backend", Napi::String::New(info.Env(), s ? s->backend_choice().name : ""));
   out.Set("backendReason", Napi::String::New(info.Env(), s ? s->backend_choice().reason : ""));
   return out;

@@ -398,30 +398,47 @@ class SameThreadBackend final : public SwitchBackend {
 
 #endif  // SPINDLE_HAVE_STACK_SWITCH
 
-std::unique_ptr<SwitchBackend> make_switch_backend(Engine& engine, FiberHost& host, BackendChoice* choice) {
+std::unique_ptr<SwitchBackend> make_switch_backend(Engine& engine, FiberHost& host, const std::string& requested,
+                                                   BackendChoice* choice) {
+  // Where the request came from ("SPINDLE_BACKEND"), and as the user wrote it, first in every reason.
+  std::string origin = "default";
+  std::string source = "default (auto)";
+  std::string want = "auto";
   const char* env = std::getenv("SPINDLE_BACKEND");
-  const std::string want = env == nullptr ? "" : env;
-  if (want.empty() || want == "carrier" || want == "threads") {
-    *choice = {"carrier", want.empty() ? "default" : "SPINDLE_BACKEND=" + want};
+  if (!requested.empty()) {
+    origin = "configure() option backend";
+    want = requested;
+    source = "configure({ backend: '" + want + "' })";
+  } else if (env != nullptr && env[0] != '\0') {
+    origin = "SPINDLE_BACKEND";
+    want = env;
+    source = "SPINDLE_BACKEND=" + want;
+  }
+  if (want == "carrier") want = "threads";
+  if (want == "same-thread") want = "inplace";
+  if (want != "threads" && want != "inplace" && want != "auto") {
+    *choice = {"threads", "unknown " + origin + " value '" + want + "' (auto, inplace, threads)"};
     return std::make_unique<CarrierBackend>(engine, host);
   }
-  if (want != "same-thread" && want != "inplace" && want != "auto") {
-    *choice = {"carrier", "unknown SPINDLE_BACKEND value '" + want + "' (carrier, same-thread)"};
+  if (want == "threads") {
+    *choice = {"threads", source};
     return std::make_unique<CarrierBackend>(engine, host);
   }
+  // Forced or automatic, the same gates: the allowlist (nothing is written into V8's state before it
+  // passed), then the self-check.
   std::string reason;
 #if defined(__SANITIZE_ADDRESS__)
   // AddressSanitizer would need __sanitizer_start/finish_switch_fiber around every switch.
-  reason = "this addon is built with AddressSanitizer, which the same-thread backend does not annotate for";
+  reason = "this addon is built with AddressSanitizer, which the inplace backend does not annotate for";
 #elif SPINDLE_HAVE_STACK_SWITCH
   if (auto backend = try_same_thread(engine, host, &reason)) {
-    *choice = {"same-thread", "allowlisted build, self-check passed"};
+    *choice = {"inplace", source + ": allowlisted build, self-check passed"};
     return backend;
   }
 #else
-  reason = "the same-thread backend supports only x86-64 Linux";
+  reason = "the inplace backend supports only x86-64 Linux";
 #endif
-  *choice = {"carrier", "same-thread refused: " + reason};
+  *choice = {"threads", source + ": inplace refused: " + reason};
   return std::make_unique<CarrierBackend>(engine, host);
 }
 

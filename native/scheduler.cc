@@ -2,9 +2,9 @@
 
 namespace spindle {
 
-Scheduler::Scheduler(napi_env env, napi_value trampoline, uv_loop_t* loop)
+Scheduler::Scheduler(napi_env env, napi_value trampoline, uv_loop_t* loop, const std::string& backend)
     : engine_(env, trampoline),
-      backend_(make_switch_backend(engine_, *this, &backend_choice_)),
+      backend_(make_switch_backend(engine_, *this, backend, &backend_choice_)),
       loop_(loop),
       timers_(loop, &Scheduler::on_expire, &Scheduler::is_armed, this) {
   main_.is_main = true;

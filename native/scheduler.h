@@ -31,8 +31,9 @@ enum class Status {
 
 class Scheduler final : public FiberHost {
  public:
-  // Loop thread, inside a N-API call.
-  Scheduler(napi_env env, napi_value trampoline, uv_loop_t* loop);
+  // Loop thread, inside a N-API call. `backend`: the switch backend asked for by configure() ("auto",
+  // "inplace", "threads"), or empty for SPINDLE_BACKEND's choice (see make_switch_backend).
+  Scheduler(napi_env env, napi_value trampoline, uv_loop_t* loop, const std::string& backend);
   ~Scheduler();
 
   // Memory shared with JavaScript (an ArrayBuffer's), so reading the current fiber costs no call:
@@ -56,7 +57,7 @@ class Scheduler final : public FiberHost {
   uint32_t running_handle() const { return running_->is_main ? 0 : static_cast<Fiber*>(running_)->handle; }
   size_t live_fibers() const { return live_; }
   size_t threads_alive() const;
-  // The switch backend in use ("carrier" or "same-thread") and why it was chosen.
+  // The switch backend in use ("threads" or "inplace") and why it was chosen.
   const BackendChoice& backend_choice() const { return backend_choice_; }
 
   // Environment teardown, on the loop thread: unwind every live fiber, stop the threads, close the

@@ -143,7 +143,7 @@ const char* test_env(const char* name) {
 
 bool locate_once(const char* node_version, const char* v8_version, std::string* reason) {
 #if !(defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__))
-  *reason = "the same-thread backend supports only x86-64 Linux with glibc";
+  *reason = "the inplace backend supports only x86-64 Linux with glibc";
   return false;
 #else
   // 1. The allowlist, before anything else: the exact build must be one this project tested.
@@ -153,7 +153,7 @@ bool locate_once(const char* node_version, const char* v8_version, std::string* 
     if (std::strcmp(b.node, node_version) == 0) build = &b;
   }
   if (build == nullptr) {
-    *reason = std::string("Node ") + node_version + " is not on the same-thread allowlist (tested: 20.20.2, 22.23.3, 24.21.0, 26.10.0)";
+    *reason = std::string("Node ") + node_version + " is not on the inplace allowlist (tested: 20.20.2, 22.23.3, 24.21.0, 26.10.0)";
     return false;
   }
   if (std::strcmp(build->v8, v8_version) != 0) {

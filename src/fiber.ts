@@ -17,7 +17,9 @@ import {
   park,
   reportUncaught,
   reportUnhandled,
+  requestBackend,
   requireCurrent,
+  startRuntime,
   unwrap,
   waker,
   withoutInterruption,
@@ -394,22 +396,59 @@ export function checkInterrupt(): void {
   if (self !== undefined) checkInterruptOf(self);
 }
 
+/** A switch backend: `'threads'` (one OS thread per live fiber) or `'inplace'` (all fibers on the loop thread). */
+export type BackendName = 'threads' | 'inplace';
+
 /** What {@link backend} returns. */
 export interface BackendInfo {
-  /** `'carrier'` (one OS thread per live fiber) or `'same-thread'` (all fibers on the loop thread). */
-  name: string;
-  /** Why it was chosen (SPINDLE_BACKEND, the allowlist of tested builds, the self-check). */
+  /** The switch backend in use. */
+  name: BackendName;
+  /**
+   * Why it was chosen: where the request came from (the default `auto`, `SPINDLE_BACKEND`,
+   * {@link configure}), and for `inplace` whether the allowlist of tested builds and the self-check
+   * passed, or why it was refused.
+   */
   reason: string;
 }
 
 /**
- * The switch backend this thread's fibers run on, and why. `SPINDLE_BACKEND=same-thread` (or
- * `inplace`, `auto`) asks for the same-thread backend, used only on allowlisted Node builds that pass
- * a load-time self-check; carrier threads otherwise. Never suspends.
+ * The switch backend this thread's fibers run on, and why. Starts spindle's runtime on this thread if
+ * it has not started (so {@link configure} can no longer be called). Never suspends.
  */
 export function backend(): BackendInfo {
+  startRuntime('backend()');
   const stats = native.stats();
-  return { name: stats.backend, reason: stats.backendReason };
+  return { name: stats.backend as BackendName, reason: stats.backendReason };
+}
+
+/** Options of {@link configure}. */
+export interface ConfigureOptions {
+  /**
+   * The switch backend: `'auto'` (the default) takes `'inplace'` when the running Node build is on the
+   * allowlist of builds this project tests and a self-check passes, else `'threads'`. `'inplace'`
+   * asks for it explicitly: it runs the same checks and, when refused, falls back to `'threads'` with
+   * the reason in {@link backend}. `'threads'`: carrier threads, portable. Wins over the
+   * `SPINDLE_BACKEND` environment variable (same values).
+   */
+  backend?: 'auto' | BackendName;
+}
+
+const BACKENDS: readonly string[] = ['auto', 'inplace', 'threads'];
+
+/**
+ * Configures spindle's runtime on this thread. Must be called before the runtime starts, which it
+ * does on first need: the first `spawn`, `coroutine`, `scope` child or `spindle/fibers` Fiber, a call to
+ * {@link backend}, a `spindle/net` listener, another addon reading the C API. Never suspends.
+ * @throws FiberStateError when the runtime has already started (the message names what started it).
+ * @throws TypeError (`ERR_INVALID_ARG_TYPE`) for a bad `options` or `options.backend`.
+ */
+export function configure(options: ConfigureOptions): void {
+  if (options === null || typeof options !== 'object') throw invalidArg('options', 'an object', options);
+  const name = options.backend;
+  if (name !== undefined && (typeof name !== 'string' || !BACKENDS.includes(name))) {
+    throw invalidArg('options.backend', "one of 'auto', 'inplace', 'threads'", name);
+  }
+  requestBackend(name);
 }
 
 /** One entry of {@link fibers}. */

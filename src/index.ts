@@ -6,6 +6,8 @@ import './builtins.js';
 
 export {
   type BackendInfo,
+  type BackendName,
+  type ConfigureOptions,
   DEFAULT_STACK_SIZE,
   Fiber,
   backend,
@@ -14,6 +16,7 @@ export {
   type JoinOptions,
   type SpawnOptions,
   checkInterrupt,
+  configure,
   current,
   fiberize,
   fibers,

@@ -4,7 +4,7 @@
 // hand-over. The table is published on the package's exports under Symbol.for('spindle.native.v1').
 import { FiberInterruptedError, FiberStateError, NotInFiberError, SpindleError, TimeoutError } from './errors.js';
 import { native } from './native.js';
-import { type FiberRecord, currentRecord, park as parkRecord } from './runtime.js';
+import { type FiberRecord, currentRecord, park as parkRecord, startRuntime } from './runtime.js';
 
 /** The key of the napi_external holding the C function table (SPINDLE_API_SYMBOL in spindle.h). */
 export const NATIVE_API_SYMBOL: unique symbol = Symbol.for('spindle.native.v1') as never;
@@ -66,9 +66,22 @@ function error(status: number, operation: string): Error {
   }
 }
 
-const table = native.capiInit({ park, current, interrupted, error });
+let table: unknown;
 
-/** Puts the C API table on the package's exports (called by the entry point with its module.exports). */
+/**
+ * Puts the C API table on the package's exports (called by the entry point with its module.exports).
+ * A getter: the first addon to read it (spindle_api_get) starts the runtime and attaches the C API.
+ */
 export function publishNativeApi(target: object): void {
-  Object.defineProperty(target, NATIVE_API_SYMBOL, { value: table, enumerable: false, writable: false, configurable: false });
+  Object.defineProperty(target, NATIVE_API_SYMBOL, {
+    get() {
+      if (table === undefined) {
+        startRuntime('the C API (spindle_api_get)');
+        table = native.capiInit({ park, current, interrupted, error });
+      }
+      return table;
+    },
+    enumerable: false,
+    configurable: false,
+  });
 }

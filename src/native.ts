@@ -4,7 +4,8 @@ import path from 'node:path';
 
 /** The addon's surface. Handles are the native fiber ids; 0 stands for the loop thread. */
 export interface NativeCore {
-  init(trampoline: (handle: number) => void): ArrayBuffer;
+  /** Starts the scheduler on `backend` ("auto", "inplace", "threads"; undefined: SPINDLE_BACKEND). Idempotent. */
+  init(trampoline: (handle: number) => void, backend?: string): ArrayBuffer;
   create(stackSize: number): number;
   spawn(handle: number): void;
   drop(handle: number): void;
@@ -13,7 +14,7 @@ export interface NativeCore {
   yieldNow(): void;
   resume(handle: number): void;
   suspend(): void;
-  /** backend: the switch backend in use ("carrier" or "same-thread"); backendReason: why (SPINDLE_BACKEND). */
+  /** backend: the switch backend in use ("threads" or "inplace", "" before init); backendReason: why. */
   stats(): { liveFibers: number; carrierThreads: number; nativeTokens: number; backend: string; backendReason: string };
   /** Attaches the C API (include/spindle.h) to this environment; returns the table's napi_external. */
   capiInit(fns: {

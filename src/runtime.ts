@@ -2,7 +2,7 @@
 // thread, parking with wake tokens, interruption, completion and error reporting, deadlock detection.
 // Public API lives in fiber.ts (and coroutine.ts); this module is internal.
 import { FiberAsyncState } from './async-context.js';
-import { DeadlockError, FiberInterruptedError, NotInFiberError } from './errors.js';
+import { DeadlockError, FiberInterruptedError, FiberStateError, NotInFiberError } from './errors.js';
 import { native, TIMED_OUT } from './native.js';
 
 /** A fiber's status as users see it. */
@@ -62,7 +62,13 @@ export class FiberRecord {
 }
 
 const live = new Map<number, FiberRecord>();
-let shared: Uint32Array;
+// [0]: the running fiber's handle, written by the native scheduler. Until the scheduler starts (see
+// startRuntime), a zero: no fiber runs.
+let shared = new Uint32Array(1);
+/** What started the native scheduler (for configure()'s error), or undefined while it has not. */
+let startedBy: string | undefined;
+/** The switch backend configure() asked for; undefined: SPINDLE_BACKEND decides. */
+let requestedBackend: string | undefined;
 let nextId = 1;
 let deadlockRounds = 0;
 let deadlockLive = 0;
@@ -90,8 +96,28 @@ export function liveRecords(): IterableIterator<FiberRecord> {
   return live.values();
 }
 
+/**
+ * Starts the native scheduler (on the switch backend configure() asked for) if it has not started.
+ * Called on first need: the first fiber or coroutine, backend(), IO outside fibers, the C API.
+ * `by` names that first need, for configure()'s error.
+ */
+export function startRuntime(by: string): void {
+  if (startedBy !== undefined) return;
+  shared = new Uint32Array(native.init(trampoline, requestedBackend));
+  startedBy = by;
+}
+
+/** Records the switch backend to start on (undefined: no change); throws FiberStateError once started. */
+export function requestBackend(name: string | undefined): void {
+  if (startedBy !== undefined) {
+    throw new FiberStateError(`configure() must be called before spindle's runtime starts; it was started by ${startedBy}`);
+  }
+  if (name !== undefined) requestedBackend = name;
+}
+
 /** A new record with its native fiber (not started, not queued). */
 export function createRecord(body: () => unknown, name: string | undefined, stackSize: number, kind: FiberRecord['kind']): FiberRecord {
+  startRuntime(`the first ${kind}`);
   const id = nextId++;
   const handle = native.create(stackSize);
   const rec = new FiberRecord(handle, id, name ?? `fiber-${id}`, kind, body);
@@ -355,7 +381,7 @@ function reportDeadlockVictims(code: number): void {
   if (code === 0) process.exitCode = 1;
 }
 
-const state = native.init(trampoline);
-shared = new Uint32Array(state);
+// Registered at load (before the user's own listeners, as the runtime always was); until the runtime
+// starts they have no fiber to look at.
 process.on('beforeExit', detectDeadlock);
 process.on('exit', reportDeadlockVictims);

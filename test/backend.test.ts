@@ -1,14 +1,16 @@
-// Switch backend selection (native/same_thread.h): carrier threads by default; SPINDLE_BACKEND=same-thread
-// asks for the same-thread backend, used only on an allowlisted Node build whose load-time self-check
-// passes, with a clean fallback to carriers otherwise. Each case runs in a child process, since the
-// backend is chosen once per environment.
-import { describe, expect, it } from 'vitest';
+// Switch backend selection (native/same_thread.h): 'auto' by default, which takes 'inplace' (the
+// same-thread backend) only on an allowlisted Node build whose load-time self-check passes, and 'threads'
+// (carrier threads) otherwise; SPINDLE_BACKEND=auto|inplace|threads or configure({ backend }) before the
+// runtime starts choose. Each case runs in a child process, since the backend is chosen once per
+// environment (the child's explicit SPINDLE_BACKEND overrides the vitest project's).
+import { describe, expect, inject, it } from 'vitest';
 
+import { backend } from '../dist/index.js';
 import { type RunResult, runScript } from './helpers.js';
 
 const CRASH = /FATAL|Check failed|Segmentation|Abort|core dumped|double free|heap corruption/i;
 const ALLOWLISTED = ['20.20.2', '22.23.3', '24.21.0', '26.10.0'];
-// npm run test:asan loads an AddressSanitizer build, where the same-thread backend refuses to run.
+// npm run test:asan loads an AddressSanitizer build, where the inplace backend refuses to run.
 const SANITIZED = /build-sanitize/.test(process.env.SPINDLE_ADDON ?? '');
 const SUPPORTED = process.platform === 'linux' && process.arch === 'x64' && ALLOWLISTED.includes(process.versions.node) && !SANITIZED;
 
@@ -19,78 +21,96 @@ function expectClean(r: RunResult): void {
 
 /** Prints the backend, its reason, then runs fibers that switch, throw, park and finish. */
 const REPORT = `
-  const { spawn, sleep, yieldNow } = require(SPINDLE);
-  const { native } = require(SPINDLE.replace(/index\\.js$/, 'native.js'));
+  const { spawn, sleep, yieldNow, backend, configure } = require(SPINDLE);
+  if (process.env.CONFIGURE) configure({ backend: process.env.CONFIGURE });
   spawn(() => {
     let n = 0;
     for (let i = 0; i < 100; i++) { yieldNow(); n++; }
     sleep(1);
     try { spawn(() => { throw new Error('inner'); }).join(); } catch (e) { n += e.message === 'inner' ? 1 : 0; }
-    const s = native.stats();
-    console.log(JSON.stringify({ backend: s.backend, reason: s.backendReason, n }));
+    const b = backend();
+    console.log(JSON.stringify({ backend: b.name, reason: b.reason, n }));
   });
 `;
 
 function report(env: NodeJS.ProcessEnv, args: string[] = []): { backend: string; reason: string; n: number } {
-  const r = runScript(REPORT, { env, args, timeoutMs: 30_000 });
+  const r = runScript(REPORT, { env: { CONFIGURE: '', ...env }, args, timeoutMs: 30_000 });
   expectClean(r);
-  expect(r.code).toBe(0);
+  expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout.trim());
 }
 
+const INPLACE_OK = 'allowlisted build, self-check passed';
+
 describe('switch backend selection', () => {
-  it('carrier threads are the default', () => {
-    const out = report({ SPINDLE_BACKEND: '' });
-    expect(out).toEqual({ backend: 'carrier', reason: 'default', n: 101 });
+  it("this vitest project's backend is the one the tests run on (or it is refused here, and they are skipped)", () => {
+    const { name, refused } = inject('spindleBackend');
+    expect(process.env.SPINDLE_BACKEND).toBe(name);
+    expect(refused).toBe('');
+    expect(backend().name).toBe(name);
   });
 
-  it('backend() reports the backend in use and why', () => {
+  it('auto is the default: inplace on an allowlisted build that passes the self-check, threads elsewhere', () => {
+    const out = report({ SPINDLE_BACKEND: '' });
+    expect(out.n).toBe(101);
+    if (SUPPORTED) expect(out).toMatchObject({ backend: 'inplace', reason: `default (auto): ${INPLACE_OK}` });
+    else expect(out).toMatchObject({ backend: 'threads', reason: expect.stringMatching(/^default \(auto\): inplace refused: /) });
+  });
+
+  it('backend() reports the backend in use and why, as the native core does', () => {
     const r = runScript(
-      `const { backend } = require(SPINDLE); const { native } = require(SPINDLE.replace(/index\\.js$/, 'native.js'));
+      `const { backend, spawn } = require(SPINDLE); const { native } = require(SPINDLE.replace(/index\\.js$/, 'native.js'));
+       const before = native.stats().backend;
        const b = backend(); const s = native.stats();
-       console.log(JSON.stringify({ b, same: b.name === s.backend && b.reason === s.backendReason }));`,
-      { env: { SPINDLE_BACKEND: 'same-thread' } },
+       console.log(JSON.stringify({ b, before, same: b.name === s.backend && b.reason === s.backendReason }));`,
+      { env: { SPINDLE_BACKEND: 'inplace' } },
     );
     expectClean(r);
     const out = JSON.parse(r.stdout.trim());
+    expect(out.before).toBe(''); // loading spindle does not start its runtime; backend() does
     expect(out.same).toBe(true);
-    expect(out.b.name).toBe(SUPPORTED ? 'same-thread' : 'carrier');
-    expect(out.b.reason.length).toBeGreaterThan(0);
+    expect(out.b.name).toBe(SUPPORTED ? 'inplace' : 'threads');
+    expect(out.b.reason).toMatch(/^SPINDLE_BACKEND=inplace: /);
   });
 
-  it('SPINDLE_BACKEND=carrier selects carrier threads', () => {
-    expect(report({ SPINDLE_BACKEND: 'carrier' })).toMatchObject({ backend: 'carrier', n: 101 });
+  it('SPINDLE_BACKEND=threads (or its alias carrier) selects carrier threads', () => {
+    expect(report({ SPINDLE_BACKEND: 'threads' })).toEqual({ backend: 'threads', reason: 'SPINDLE_BACKEND=threads', n: 101 });
+    expect(report({ SPINDLE_BACKEND: 'carrier' })).toEqual({ backend: 'threads', reason: 'SPINDLE_BACKEND=carrier', n: 101 });
   });
 
-  it('an unknown SPINDLE_BACKEND falls back to carriers with the reason', () => {
+  it('an unknown SPINDLE_BACKEND falls back to threads with the reason', () => {
     const out = report({ SPINDLE_BACKEND: 'bogus' });
-    expect(out.backend).toBe('carrier');
-    expect(out.reason).toMatch(/unknown SPINDLE_BACKEND value 'bogus'/);
+    expect(out.backend).toBe('threads');
+    expect(out.reason).toBe("unknown SPINDLE_BACKEND value 'bogus' (auto, inplace, threads)");
   });
 
-  it('SPINDLE_BACKEND=same-thread selects the same-thread backend on an allowlisted build', () => {
-    const out = report({ SPINDLE_BACKEND: 'same-thread' });
-    expect(out.n).toBe(101);
-    if (SUPPORTED) {
-      expect(out).toMatchObject({ backend: 'same-thread', reason: 'allowlisted build, self-check passed' });
-    } else {
-      expect(out.backend).toBe('carrier');
-      expect(out.reason).toMatch(/^same-thread refused: /);
+  it('SPINDLE_BACKEND=inplace (or its alias same-thread) selects the inplace backend on an allowlisted build', () => {
+    for (const value of ['inplace', 'same-thread', 'auto']) {
+      const out = report({ SPINDLE_BACKEND: value });
+      expect(out.n).toBe(101);
+      if (SUPPORTED) {
+        expect(out).toMatchObject({ backend: 'inplace', reason: `SPINDLE_BACKEND=${value}: ${INPLACE_OK}` });
+      } else {
+        expect(out.backend).toBe('threads');
+        expect(out.reason).toMatch(new RegExp(`^SPINDLE_BACKEND=${value}: inplace refused: `));
+      }
     }
   });
 
-  it('a build not on the allowlist is refused before anything is patched, and carriers run', () => {
-    const out = report({ SPINDLE_BACKEND: 'same-thread', SPINDLE_TEST_NODE_VERSION: '19.99.0' });
-    expect(out.backend).toBe('carrier');
-    expect(out.reason).toMatch(/same-thread refused: .*(not on the same-thread allowlist|supports only|AddressSanitizer)/);
-    expect(out.n).toBe(101);
+  it('a build not on the allowlist is refused before anything is patched, forced or auto, and threads run', () => {
+    for (const value of ['inplace', 'auto']) {
+      const out = report({ SPINDLE_BACKEND: value, SPINDLE_TEST_NODE_VERSION: '19.99.0' });
+      expect(out.backend).toBe('threads');
+      expect(out.reason).toMatch(/inplace refused: .*(Node 19\.99\.0 is not on the inplace allowlist|supports only|AddressSanitizer)/);
+      expect(out.n).toBe(101);
+    }
   });
 
-  it.runIf(SUPPORTED)('the self-check refuses a slot offset shifted by 8 bytes, and carriers run', () => {
+  it.runIf(SUPPORTED)('the self-check refuses a slot offset shifted by 8 bytes, and threads run', () => {
     for (const shift of ['8', '-8']) {
-      const out = report({ SPINDLE_BACKEND: 'same-thread', SPINDLE_TEST_SLOT_SHIFT: shift });
-      expect(out.backend).toBe('carrier');
-      expect(out.reason).toMatch(/same-thread refused: self-check: /);
+      const out = report({ SPINDLE_BACKEND: 'inplace', SPINDLE_TEST_SLOT_SHIFT: shift });
+      expect(out.backend).toBe('threads');
+      expect(out.reason).toMatch(/^SPINDLE_BACKEND=inplace: inplace refused: self-check: /);
       expect(out.n).toBe(101);
     }
   });
@@ -105,15 +125,110 @@ describe('switch backend selection', () => {
         spawn(() => { sleep(5); require('node:worker_threads').parentPort.postMessage(native.stats().backend); });
       \`, { eval: true });
       w.on('message', (m) => { console.log('worker ' + m); setTimeout(() => w.terminate().then((c) => console.log('terminated ' + c)), 10); });
-    `, { env: { SPINDLE_BACKEND: 'same-thread' } });
+    `, { env: { SPINDLE_BACKEND: 'inplace' } });
     expectClean(r);
-    expect(r.stdout).toBe('worker same-thread\nterminated 1\n');
+    expect(r.stdout).toBe('worker inplace\nterminated 1\n');
     expect(r.code).toBe(0);
   });
 });
 
-describe.runIf(SUPPORTED)('the same-thread backend under stress', () => {
-  const env = { SPINDLE_BACKEND: 'same-thread' };
+describe('configure({ backend })', () => {
+  it('wins over SPINDLE_BACKEND', () => {
+    expect(report({ SPINDLE_BACKEND: 'inplace', CONFIGURE: 'threads' })).toEqual({ backend: 'threads', reason: "configure({ backend: 'threads' })", n: 101 });
+    for (const value of ['inplace', 'auto']) {
+      const out = report({ SPINDLE_BACKEND: 'threads', CONFIGURE: value });
+      expect(out.n).toBe(101);
+      if (SUPPORTED) expect(out).toMatchObject({ backend: 'inplace', reason: `configure({ backend: '${value}' }): ${INPLACE_OK}` });
+      else expect(out).toMatchObject({ backend: 'threads', reason: expect.stringMatching(/inplace refused: /) });
+    }
+  });
+
+  it('forcing inplace on a build not on the allowlist refuses with the reason, and threads run', () => {
+    const out = report({ SPINDLE_BACKEND: '', CONFIGURE: 'inplace', SPINDLE_TEST_NODE_VERSION: '19.99.0' });
+    expect(out.backend).toBe('threads');
+    expect(out.reason).toMatch(/^configure\(\{ backend: 'inplace' \}\): inplace refused: .*(not on the inplace allowlist|supports only|AddressSanitizer)/);
+    expect(out.n).toBe(101);
+  });
+
+  it('loading every entry point does not start the runtime: configure() still works afterwards (CommonJS and ESM)', () => {
+    const entries = JSON.stringify(['fibers/index.js', 'fibers/future.js', 'fs/index.js', 'net/index.js', 'dns/index.js', 'stream/index.js']);
+    const load = (ext: string) => {
+      const source =
+        ext === '.mjs'
+          ? `const s = await import(SPINDLE); for (const e of ${entries}) await import(SPINDLE.replace('index.js', e));`
+          : `const s = require(SPINDLE); for (const e of ${entries}) require(SPINDLE.replace('index.js', e));`;
+      const r = runScript(`${source}\ns.configure({ backend: 'threads' }); console.log(JSON.stringify(s.backend()));`, { ext, env: { SPINDLE_BACKEND: 'inplace' } });
+      expectClean(r);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout.trim());
+    };
+    expect(load('.cjs')).toEqual({ name: 'threads', reason: "configure({ backend: 'threads' })" });
+    expect(load('.mjs')).toEqual({ name: 'threads', reason: "configure({ backend: 'threads' })" });
+  });
+
+  it('after the runtime started, throws FiberStateError naming what started it, and the backend stays', () => {
+    const starters: Array<[string, string]> = [
+      ['spawn(() => 1);', 'the first fiber'],
+      ['coroutine(() => 1);', 'the first coroutine'],
+      ['backend();', 'backend()'],
+      ["s[Symbol.for('spindle.native.v1')];", 'the C API (spindle_api_get)'],
+      ["require(SPINDLE.replace('/index.js', '/net/index.js')).listen({ port: 0, host: '127.0.0.1' }).close();", 'spindle/net listen()'],
+    ];
+    for (const [start, by] of starters) {
+      const r = runScript(
+        `const s = require(SPINDLE); const { spawn, coroutine, backend, configure } = s;
+         ${start}
+         try { configure({ backend: 'threads' }); console.log('no error'); } catch (e) { console.log(e.constructor.name + ' ' + e.code + ': ' + e.message); }
+         console.log(backend().reason);`,
+        { env: { SPINDLE_BACKEND: 'bogus' } },
+      );
+      expectClean(r);
+      const [error, reason] = r.stdout.trim().split('\n');
+      expect(error).toBe(`FiberStateError ERR_FIBER_STATE: configure() must be called before spindle's runtime starts; it was started by ${by}`);
+      expect(reason).toMatch(/^unknown SPINDLE_BACKEND value 'bogus'/);
+    }
+  });
+
+  it('bad options throw the invalid-argument error naming the argument', () => {
+    const r = runScript(
+      `const { configure, backend } = require(SPINDLE);
+       for (const bad of [null, 'inplace', { backend: 'fast' }, { backend: 'carrier' }, { backend: 1 }]) {
+         try { configure(bad); console.log('no error'); } catch (e) { console.log(e.constructor.name + ' ' + e.code + ': ' + e.message); }
+       }
+       configure({}); // nothing asked: SPINDLE_BACKEND decides
+       console.log(backend().reason);`,
+      { env: { SPINDLE_BACKEND: 'threads' } },
+    );
+    expectClean(r);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'TypeError ERR_INVALID_ARG_TYPE: The "options" argument must be an object. Received null',
+      "TypeError ERR_INVALID_ARG_TYPE: The \"options\" argument must be an object. Received type string ('inplace')",
+      "TypeError ERR_INVALID_ARG_TYPE: The \"options.backend\" argument must be one of 'auto', 'inplace', 'threads'. Received type string ('fast')",
+      "TypeError ERR_INVALID_ARG_TYPE: The \"options.backend\" argument must be one of 'auto', 'inplace', 'threads'. Received type string ('carrier')",
+      "TypeError ERR_INVALID_ARG_TYPE: The \"options.backend\" argument must be one of 'auto', 'inplace', 'threads'. Received type number (1)",
+      'SPINDLE_BACKEND=threads',
+    ]);
+  });
+
+  it.runIf(SUPPORTED)('is per thread: a Worker configures its own runtime', () => {
+    const r = runScript(`
+      const { Worker } = require('node:worker_threads');
+      const { backend, configure } = require(SPINDLE);
+      configure({ backend: 'threads' });
+      const w = new Worker(\`
+        const { backend, configure } = require(\${JSON.stringify(SPINDLE)});
+        configure({ backend: 'inplace' });
+        require('node:worker_threads').parentPort.postMessage(backend().name);
+      \`, { eval: true });
+      w.on('message', (m) => console.log('main ' + backend().name + ', worker ' + m));
+    `, { env: { SPINDLE_BACKEND: '' } });
+    expectClean(r);
+    expect(r.stdout).toBe('main threads, worker inplace\n');
+  });
+});
+
+describe.runIf(SUPPORTED)('the inplace backend under stress', () => {
+  const env = { SPINDLE_BACKEND: 'inplace' };
 
   it('objects held only by parked fibers survive compacting GCs', () => {
     const r = runScript(`
@@ -134,7 +249,7 @@ describe.runIf(SUPPORTED)('the same-thread backend under stress', () => {
       });
     `, { env, args: ['--stress-compaction', '--max-semi-space-size=1', '--expose-gc'], timeoutMs: 120_000 });
     expectClean(r);
-    expect(r.stdout).toBe('same-thread 200\n');
+    expect(r.stdout).toBe('inplace 200\n');
     expect(r.code).toBe(0);
   });
 
@@ -185,7 +300,7 @@ describe.runIf(SUPPORTED)('the same-thread backend under stress', () => {
       ['spawn(() => { sleep(10); process.exit(4); });', 4],
       ["setTimeout(() => { throw new Error('uncaught'); }, 20);", 1],
       ["spawn(() => { sleep(10); throw new Error('uncaught in fiber'); });", 1],
-      // natural exit: the waits on a promise nothing can settle end in DeadlockError (as with carriers)
+      // natural exit: the waits on a promise nothing can settle end in DeadlockError (as with threads)
       ['', -1],
     ];
     for (const [tail, code] of cases) {
@@ -198,8 +313,8 @@ describe.runIf(SUPPORTED)('the same-thread backend under stress', () => {
       `;
       const r = runScript(source, { env, timeoutMs: 60_000 });
       expectClean(r);
-      const carrier = runScript(source, { env: { SPINDLE_BACKEND: 'carrier' }, timeoutMs: 60_000 });
-      expect(r.code).toBe(carrier.code);
+      const threads = runScript(source, { env: { SPINDLE_BACKEND: 'threads' }, timeoutMs: 60_000 });
+      expect(r.code).toBe(threads.code);
       if (code >= 0) expect(r.code).toBe(code);
     }
   });

@@ -183,7 +183,7 @@ describe('bench/cli.mjs --quick', () => {
     const out = r.stdout;
     expect(out).toContain(`node ${process.version}`);
     expect(out).toContain('SPINDLE_CPU_FOLLOW=');
-    expect(out).toMatch(/^backend (carrier|same-thread) \(/m);
+    expect(out).toMatch(/^backend (threads|inplace) \(/m);
     const fibersHeadings = ['fibers: medians of', 'spindle/fibers run()/yield() round trip', 'old fibers 5.0.3 on Node 14'];
     for (const heading of ['measurement', 'median', 'core: medians of', ...CORE_HEADINGS, 'sync: medians of', ...SYNC_HEADINGS, ...fibersHeadings, ...IO_HEADINGS, 'ratios']) {
       expect(out, heading).toContain(heading);

@@ -45,7 +45,7 @@ export { ReadLimitError, UnexpectedEofError } from '../errors.js';
 import { type IoOperation, awaitIo } from '../io/wait.js';
 import { native } from '../native.js';
 import { countArg, timeoutOption } from '../options.js';
-import { type FiberRecord, checkInterruptOf, currentRecord } from '../runtime.js';
+import { type FiberRecord, checkInterruptOf, currentRecord, startRuntime } from '../runtime.js';
 import { WaitQueue, waitInQueue } from '../sync/waiters.js';
 
 // ---- the native handle (native/tcp.cc) ----
@@ -93,6 +93,7 @@ function parseName(name: string | number, isPipe: boolean): Address | string | u
 class NetHandle {
   readonly ext: unknown;
   constructor(readonly isPipe: boolean, ext?: unknown) {
+    if (ext === undefined) startRuntime('spindle/net listen()');  // the one call that works outside fibers
     this.ext = ext ?? fns.open(isPipe);
   }
   read(buf: Uint8Array, offset: number, length: number): number {
