@@ -15,12 +15,14 @@
 //      (src/native.ts loads it instead of the default build); the same PATH, so tests spawning `node`
 //      or process.execPath get the Node under test. Results go to build-nodeN/vitest-results.json and
 //      the full output to build-nodeN/vitest.log.
-// Prints a table (Node version, passed, failed, not run, unhandled errors) and the details of every
-// failure (from the saved output, so diffs show); exits non-zero if a test failed, vitest reported an
-// unhandled error (e.g. a test worker died), or a build failed.
+//      One vitest run covers both switch backends: its projects (vitest.config.mjs) run the suite once
+//      with SPINDLE_BACKEND=threads and once with SPINDLE_BACKEND=inplace (`-- 22 --project threads`
+//      for one of them); where inplace is refused, that half is skipped with the reason.
+// Prints a table (Node version, backend, passed, failed, not run, skipped because the backend is
+// refused, unhandled errors) and the details of every failure (from the saved output, so diffs show);
+// exits non-zero if a test failed, vitest reported an unhandled error (e.g. a test worker died), or a
+// build failed.
 //   SPINDLE_MATRIX_TIMEOUT  minutes a single Node's vitest run may take before it is killed (default 30)
-//   SPINDLE_BACKEND         passed on to the tests: `SPINDLE_BACKEND=same-thread npm run test:node-matrix`
-//                           runs the suite under the same-thread switch backend (native/same_thread.h)
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -32,7 +34,7 @@ import { printDetails, readLog, readResults } from './vitest-report.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const DEFAULT_MAJORS = [20, 22, 24, 26];
-const timeoutMin = Number(process.env.SPINDLE_MATRIX_TIMEOUT ?? 30);
+const timeoutMin = Number(process.env.SPINDLE_MATRIX_TIMEOUT ?? 60);
 
 const args = process.argv.slice(2);
 const majors = args.filter((a) => /^\d+$/.test(a)).map(Number);
@@ -191,7 +193,7 @@ for (const major of majors) {
     node = obtainNode(major);
     log(`Node ${major}: ${node.bin} (v${node.version}); building the addon into ${outDir}/`);
     const addon = buildAddon(node, outDir);
-    log(`Node ${major}: running the tests (SPINDLE_BACKEND=${process.env.SPINDLE_BACKEND ?? 'unset: carrier'})`);
+    log(`Node ${major}: running the tests (projects threads and inplace)`);
     res = await runVitest(node, addon, outDir);
   } catch (err) {
     buildError = err.message;
@@ -202,12 +204,26 @@ for (const major of majors) {
   rows.push(row);
 }
 
-// Summary.
-const header = ['Node', 'passed', 'failed', 'not run', 'unhandled errors', 'note'];
-const table = rows.map((r) => [`v${r.version}`, String(r.passed), String(r.failed), String(r.notRun), String(r.errors), r.note]);
+// Summary: a line per Node version and backend (vitest project).
+const header = ['Node', 'backend', 'passed', 'failed', 'not run', 'skipped (refused)', 'unhandled errors', 'note'];
+const table = rows.flatMap((r) => {
+  const per = Object.entries(r.results?.byBackend ?? {});
+  const first = [`v${r.version}`];
+  if (per.length === 0) return [[...first, '-', String(r.passed), String(r.failed), String(r.notRun), '0', String(r.errors), r.note]];
+  return per.map(([backend, c], i) => [
+    i === 0 ? first[0] : '',
+    backend,
+    String(c.passed),
+    String(c.failed),
+    String(c.notRun),
+    String(c.refusedSkips),
+    i === 0 ? String(r.errors) : '',
+    [i === 0 ? r.note : '', r.results.refused[backend] ? `refused: ${r.results.refused[backend]}` : ''].filter(Boolean).join('; '),
+  ]);
+});
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
 const fmt = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
-console.log(`\n==================== node matrix (SPINDLE_BACKEND=${process.env.SPINDLE_BACKEND ?? 'unset: carrier'}) ====================`);
+console.log('\n==================== node matrix ====================');
 console.log(fmt(header));
 console.log(fmt(widths.map((w) => '-'.repeat(w))));
 for (const t of table) console.log(fmt(t));

@@ -11,7 +11,9 @@
 //                 runtime must come first in the process's library list or it refuses to start; UBSan's
 //                 runtime is preloaded too so UBSAN_OPTIONS apply from process start.
 //    Everything inherits this environment: vitest's fork workers and the child processes tests spawn
-//    (process.execPath) run sanitized too.
+//    (process.execPath) run sanitized too. Of the two vitest projects (one per switch backend), only
+//    threads runs: the inplace backend refuses an ASan build, so that half is reported as skipped with
+//    the reason.
 // 3. ASan reports are written to build-sanitize/sanitizer-logs/asan.<pid> (log_path), so that reports
 //    from child processes whose output a test captures are not lost. gcc's UBSan runtime, when combined
 //    with ASan, ignores log_path and always writes to stderr: its reports ("runtime error:") are picked
@@ -218,6 +220,7 @@ for (const sr of streamReports) {
 console.log('\n==================== sanitizer test run ====================');
 console.log(`addon:   ${path.relative(root, addon)} (-fsanitize=${sanitize})`);
 console.log(`tests:   ${passed} passed, ${failed} failed, ${results?.notRun ?? '?'} not run, ` +
+  `${results?.refusedSkips ?? '?'} skipped (backend refused: ${Object.keys(results?.refused ?? {}).join(', ') || 'none'}), ` +
   `${logInfo.errorCount || (logInfo.unhandled ? 1 : 0)} unhandled error(s) (vitest exit ${res.code ?? res.signal})`);
 console.log(`reports: ${reports.length} distinct sanitizer report(s) (ASan logs in ${path.relative(root, logDir)}/, UBSan from stderr)`);
 if (!results) console.log('  no JSON results from vitest');

@@ -18,25 +18,43 @@ const CRASH_PATTERNS = [
   /Worker exited unexpectedly/, /process\.exit unexpectedly called/, /AddressSanitizer|runtime error:/,
 ];
 
-/** Counts from the JSON results, or null when there is no results file. */
+/**
+ * Counts from the JSON results, or null when there is no results file. The suite runs once per switch
+ * backend (vitest projects, vitest.config.mjs); test/setup/backend.ts marks each test with its project's
+ * backend (meta.backend) and, when that backend is refused on this machine, with the reason it was
+ * skipped (meta.skipped). `byBackend` has the same counts per backend; `refused` maps a refused
+ * backend to its reason. Tests skipped for a refused backend count as `refusedSkips`, not as "not run".
+ */
 export function readResults(resultsFile, root) {
   if (!existsSync(resultsFile)) return null;
   const r = JSON.parse(readFileSync(resultsFile, 'utf8'));
-  const out = { passed: 0, failed: 0, notRun: 0, total: r.numTotalTests, failures: [], notRunTests: [], brokenFiles: [] };
+  const counts = () => ({ passed: 0, failed: 0, notRun: 0, refusedSkips: 0 });
+  const out = { ...counts(), total: r.numTotalTests, failures: [], notRunTests: [], brokenFiles: [], byBackend: {}, refused: {} };
   for (const file of r.testResults) {
     const rel = path.relative(root, file.name);
+    const fileBackend = file.assertionResults.find((t) => t.meta?.backend)?.meta.backend ?? '?';
     if (file.status === 'failed' && file.assertionResults.length === 0) {
       out.failed += 1; // the file failed to load
       out.brokenFiles.push({ name: rel, message: file.message || '(no message)' });
     }
     for (const t of file.assertionResults) {
-      const name = `${rel} > ${t.fullName}`;
-      if (t.status === 'passed') out.passed += 1;
-      else if (t.status === 'failed') {
+      const backend = t.meta?.backend ?? fileBackend;
+      const mine = (out.byBackend[backend] ??= counts());
+      const name = `${rel} > ${t.fullName} [${backend}]`;
+      if (t.status === 'passed') {
+        out.passed += 1;
+        mine.passed += 1;
+      } else if (t.status === 'failed') {
         out.failed += 1;
+        mine.failed += 1;
         out.failures.push({ name, message: (t.failureMessages ?? []).join('\n') });
+      } else if (t.meta?.skipped) {
+        out.refusedSkips += 1;
+        mine.refusedSkips += 1;
+        out.refused[backend] = t.meta.skipped;
       } else {
         out.notRun += 1; // skipped, todo, or never reached because its worker died
+        mine.notRun += 1;
         out.notRunTests.push(`${name} (${t.status})`);
       }
     }
@@ -102,6 +120,9 @@ export function printDetails(results, logInfo, logFileLabel) {
   if (logInfo.unhandled) {
     console.log(`  vitest reported ${logInfo.errorCount || 'some'} unhandled error(s) (a test worker died or threw outside a test):`);
     console.log(indent(logInfo.unhandled, 4, 80));
+  }
+  for (const [backend, reason] of Object.entries(results?.refused ?? {})) {
+    console.log(`  ${results.byBackend[backend].refusedSkips} test(s) of the ${backend} project skipped: ${reason}`);
   }
   if (results?.notRunTests.length) {
     console.log('  not run (skipped, or their worker died first):');
