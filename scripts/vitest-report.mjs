@@ -86,7 +86,7 @@ export function readLog(logFile) {
 
   const counts = new Map();
   for (const l of lines) {
-    if (!CRASH_PATTERNS.some((p) => p.test(l))) continue;
+    if (REFUSED_LINE.test(l) || !CRASH_PATTERNS.some((p) => p.test(l))) continue;
     const key = l.trim();
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }

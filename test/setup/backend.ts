@@ -9,6 +9,7 @@ const { name, refused } = inject('spindleBackend');
 function mark(suite: RunnerTestSuite): void {
   for (const task of suite.tasks) {
     task.meta.backend = name;
+    if (refused) task.meta.skipped = refused;  // also on tests skipped by it.runIf and the like
     if (task.type === 'suite') mark(task);
   }
 }
@@ -26,7 +27,5 @@ declare module 'vitest' {
 beforeAll(({}, suite) => mark(suite as RunnerTestSuite));
 
 beforeEach((ctx) => {
-  if (!refused) return;
-  ctx.task.meta.skipped = refused;
-  ctx.skip(refused);
+  if (refused) ctx.skip(refused);
 });
