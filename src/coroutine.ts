@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import { FiberStateError, invalidArg } from './errors.js';
-import { Fiber, type SpawnOptions, handleOf, newRecord, recordOf, setCoroutinePrototype } from './fiber.js';
+import { Fiber, type SpawnOptions, handleOf, newRecord, recordOf, setCoroutineClass } from './fiber.js';
 import { native } from './native.js';
 import { type FiberRecord, type Outcome, currentRecord, isDone, requireCurrent } from './runtime.js';
 
@@ -39,7 +39,7 @@ export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T
     return recordOf(this).status !== 'suspended' || recordOf(this).mode !== null;
   }
 }
-setCoroutinePrototype(Coroutine.prototype);
+setCoroutineClass(Coroutine as new (rec: FiberRecord) => Fiber<unknown>);
 
 function transferInto<Out, T>(rec: FiberRecord, input: Outcome): ResumeResult<Out, T> {
   if (rec.status === 'done') throw new FiberStateError(`coroutine ${rec.label} has finished`);
