@@ -10,6 +10,9 @@ export type FiberStatus = 'ready' | 'running' | 'suspended' | 'done';
 
 export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** The outcome of passing nothing (shared: a transfer of undefined allocates nothing). */
+export const NOTHING: Outcome = Object.freeze({ ok: true, value: undefined });
+
 /** How a suspended fiber waits: on the scheduler (a wake), for a resume (a yield), or on a child. */
 export type SuspendMode = 'parked' | 'yielded' | 'resuming' | null;
 
@@ -52,7 +55,7 @@ export class FiberRecord {
   locals: Map<object, unknown> | undefined;
   readonly async: FiberAsyncState;
   /** Coroutines: the value or error passed by resume()/suspend(). */
-  transfer: Outcome = { ok: true, value: undefined };
+  transfer: Outcome = NOTHING;
 
   constructor(
     readonly handle: number,
