@@ -2,7 +2,13 @@
 // spindle benchmark CLI (`npm run bench`).
 //
 //   node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io]
+//                      [--backend both|threads|inplace]
 //
+//   --backend    `both` (the default unless SPINDLE_BACKEND is set) runs every section under threads
+//                and then inplace, each in a child process, and prints both reports and a side-by-side
+//                comparison (bench/backends.mjs); inplace is skipped, with the reason, where the
+//                inplace backend is refused. Any other value runs in this process with that
+//                SPINDLE_BACKEND (threads, inplace, auto); the default then is SPINDLE_BACKEND's value
 //   --quick      fewer iterations and batches: a smoke test, numbers are rough
 //   --json-only  print only the JSON document on stdout (no table, no progress on stderr)
 //   --out-dir    where to write <ISO-date>-node<major>.json and latest.json (default bench/results)
@@ -36,8 +42,10 @@ import { parseArgs } from 'node:util';
 import { fmt, lpad, pad } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const USAGE = 'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io]\n';
+const USAGE =
+  'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io] [--backend both|threads|inplace]\n';
 const SECTIONS = ['core', 'sync', 'fibers', 'io'];
+const BACKEND_CHOICES = ['both', 'threads', 'inplace', 'auto', 'carrier', 'same-thread'];
 
 // ---------------------------------------------------------------------------------------------------
 // Options
@@ -50,11 +58,14 @@ try {
       'json-only': { type: 'boolean', default: false },
       'out-dir': { type: 'string' },
       only: { type: 'string' },
+      backend: { type: 'string', default: process.env.SPINDLE_BACKEND || 'both' },
+      'no-write': { type: 'boolean', default: false },  // bench/backends.mjs's children: JSON on stdout only
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   }).values;
   if (args.only !== undefined && !SECTIONS.includes(args.only)) throw new Error(`--only: expected one of ${SECTIONS.join(', ')}, got '${args.only}'`);
+  if (!BACKEND_CHOICES.includes(args.backend)) throw new Error(`--backend: expected one of ${BACKEND_CHOICES.join(', ')}, got '${args.backend}'`);
 } catch (err) {
   process.stderr.write(`${err.message}\n${USAGE}`);
   process.exit(2);
@@ -67,70 +78,58 @@ const quick = args.quick;
 const jsonOnly = args['json-only'];
 const outDir = path.resolve(args['out-dir'] ?? path.join(here, 'results'));
 const sections = args.only ? [args.only] : SECTIONS;
+// Before anything loads the addon: the backend is chosen when it does.
+if (args.backend !== 'both') process.env.SPINDLE_BACKEND = args.backend;
 
 const progress = (msg) => {
   if (!jsonOnly) process.stderr.write(`  ${msg}\n`);
 };
 
-async function main() {
-  const started = performance.now();
-  const date = new Date();
-  const nodeMajor = Number(process.versions.node.split('.')[0]);
-  const cpuFollow = process.env.SPINDLE_CPU_FOLLOW;
-  const cpuFollowShown = cpuFollow === undefined ? '(unset: on)' : `${cpuFollow} (${cpuFollow[0] === '0' ? 'off' : 'on'})`;
+// Each section's module, loaded only when it runs (sync needs the async-mutex devDependency).
+const SECTION_MODULES = {
+  core: { file: './core.mjs', run: 'runCore', report: 'reportCore' },
+  sync: { file: './sync.mjs', run: 'runSync', report: 'reportSync' },
+  fibers: { file: './fibers-compat.mjs', run: 'runFibers', report: 'reportFibers' },
+  io: { file: './io.mjs', run: 'runIo', report: 'reportIo' },
+};
 
-  // Each section is loaded only when it runs (sync needs the async-mutex devDependency).
+async function reportersOf(doc) {
+  const reporters = [];
+  for (const section of doc.sections) {
+    const m = SECTION_MODULES[section];
+    reporters.push((await import(m.file))[m.report]);
+  }
+  return reporters;
+}
+
+const cpuFollow = process.env.SPINDLE_CPU_FOLLOW;
+const cpuFollowShown = cpuFollow === undefined ? '(unset: on)' : `${cpuFollow} (${cpuFollow[0] === '0' ? 'off' : 'on'})`;
+
+/** Runs the sections in this process, under the backend the addon picks; resolves with the document. */
+async function runHere() {
+  const started = performance.now();
   const params = {};
   const results = {};
   const info = {};
   const ratios = [];
   let memory;
   let unmeasured;
-  const reporters = [];
-  if (sections.includes('core')) {
-    const { runCore, reportCore } = await import('./core.mjs');
-    const core = await runCore({ quick, progress });
-    params.core = core.params;
-    Object.assign(results, core.results);
-    Object.assign(info, core.info);
-    ratios.push(...core.ratios);
-    memory = core.memory;
-    unmeasured = core.unmeasured;
-    reporters.push(reportCore);
-  }
-  if (sections.includes('sync')) {
-    const { runSync, reportSync } = await import('./sync.mjs');
-    const sync = await runSync({ quick, progress });
-    params.sync = sync.params;
-    Object.assign(results, sync.results);
-    Object.assign(info, sync.info);
-    ratios.push(...sync.ratios);
-    reporters.push(reportSync);
-  }
-
-  if (sections.includes('fibers')) {
-    const { runFibers, reportFibers } = await import('./fibers-compat.mjs');
-    const fibers = await runFibers({ quick, progress });
-    params.fibers = fibers.params;
-    Object.assign(results, fibers.results);
-    ratios.push(...fibers.ratios);
-    reporters.push(reportFibers);
-  }
-
-  if (sections.includes('io')) {
-    const { runIo, reportIo } = await import('./io.mjs');
-    const io = await runIo({ quick, progress });
-    params.io = io.params;
-    Object.assign(results, io.results);
-    ratios.push(...io.ratios);
-    reporters.push(reportIo);
+  for (const section of sections) {
+    const m = SECTION_MODULES[section];
+    const out = await (await import(m.file))[m.run]({ quick, progress });
+    params[section] = out.params;
+    Object.assign(results, out.results);
+    Object.assign(info, out.info ?? {});
+    ratios.push(...out.ratios);
+    if (out.memory !== undefined) memory = out.memory;
+    if (out.unmeasured !== undefined) unmeasured = out.unmeasured;
   }
 
   // The switch backend ('threads' or 'inplace': the default auto, SPINDLE_BACKEND; see native/same_thread.h).
   const { name: backend, reason: backendReason } = (await import('../dist/index.js')).backend();
-  const doc = {
+  return {
     schema: 2,
-    date: date.toISOString(),
+    date: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
     sections,
     node: process.version,
@@ -148,27 +147,51 @@ async function main() {
     ...(memory !== undefined ? { memory } : {}),
     ratios,
     ...(unmeasured !== undefined ? { unmeasured } : {}),
-    durationSeconds: 0,
+    durationSeconds: (performance.now() - started) / 1000,
   };
-  doc.durationSeconds = (performance.now() - started) / 1000;
+}
 
-  fs.mkdirSync(outDir, { recursive: true });
+async function main() {
+  const started = performance.now();
+  let doc;
+  let text;
+  if (args.backend === 'both') {
+    const { runBoth, reportComparison } = await import('./backends.mjs');
+    doc = await runBoth({ sections, quick, progress });
+    doc.durationSeconds = (performance.now() - started) / 1000;
+    if (!jsonOnly) {
+      const parts = [];
+      for (const one of Object.values(doc.backends)) parts.push(report(one, await reportersOf(one)));
+      parts.push(reportComparison(doc).join('\n'));
+      text = parts.join('\n');
+    }
+  } else {
+    doc = await runHere();
+    if (!jsonOnly) text = report(doc, await reportersOf(doc));
+  }
+
   const json = `${JSON.stringify(doc, null, 2)}\n`;
-  const datedFile = path.join(outDir, `${date.toISOString().slice(0, 10)}-node${nodeMajor}.json`);
-  fs.writeFileSync(datedFile, json);
-  fs.writeFileSync(path.join(outDir, 'latest.json'), json);
-
+  let written = '';
+  if (!args['no-write']) {
+    fs.mkdirSync(outDir, { recursive: true });
+    const nodeMajor = Number(process.versions.node.split('.')[0]);
+    const datedFile = path.join(outDir, `${doc.date.slice(0, 10)}-node${nodeMajor}.json`);
+    fs.writeFileSync(datedFile, json);
+    fs.writeFileSync(path.join(outDir, 'latest.json'), json);
+    const rel = path.relative(process.cwd(), datedFile);
+    written = `wrote ${rel.startsWith('..') || path.isAbsolute(rel) ? datedFile : rel} and latest.json  (${fmt(doc.durationSeconds)} s)\n`;
+  }
   if (jsonOnly) {
     process.stdout.write(json);
     return;
   }
-  process.stdout.write(report(doc, reporters, cpuFollowShown, datedFile));
+  process.stdout.write(`${text}\n${written}`);
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The table
+// The table (one backend's)
 
-function report(doc, reporters, cpuFollowShown, datedFile) {
+function report(doc, reporters) {
   const lines = [];
   lines.push(
     `spindle bench  node ${doc.node} (${doc.platform}, ${doc.cpus} CPUs)  SPINDLE_CPU_FOLLOW=${cpuFollowShown}`,
@@ -183,9 +206,6 @@ function report(doc, reporters, cpuFollowShown, datedFile) {
     const verdict = q.met === null ? '(no target)' : q.met ? 'met' : 'NOT MET';
     lines.push(`  ${pad(q.name, 44)}${lpad(fmt(q.value, 2), 9)}   ${pad(q.target ? `target ${q.target}` : '', 14)} ${verdict}`);
   }
-  lines.push('');
-  const rel = path.relative(process.cwd(), datedFile);
-  lines.push(`wrote ${rel.startsWith('..') || path.isAbsolute(rel) ? datedFile : rel} and latest.json  (${fmt(doc.durationSeconds)} s)`);
   lines.push('');
   return lines.join('\n');
 }

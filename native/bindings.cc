@@ -8,6 +8,7 @@
 #include "../include/spindle.h"
 #include "bench_floor.h"
 #include "capi.h"
+#include "carrier.h"
 #include "io.h"
 #include "scheduler.h"
 
@@ -244,6 +245,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   Scheduler* s = runtime(info).scheduler;
   out.Set("liveFibers", Napi::Number::New(info.Env(), s ? static_cast<double>(s->live_fibers()) : 0));
   out.Set("carrierThreads", Napi::Number::New(info.Env(), s ? static_cast<double>(s->threads_alive()) : 0));
+  out.Set("futexHashSlots", Napi::Number::New(info.Env(), futex_hash_slots()));
   out.Set("nativeTokens", Napi::Number::New(info.Env(), static_cast<double>(capi_live_tokens())));
   // The switch backend ("threads" or "inplace", see same_thread.h) and why it was chosen.
   out.Set("backend", Napi::String::New(info.Env(), s ? s->backend_choice().name : ""));

@@ -49,4 +49,8 @@ class CarrierBackend final : public SwitchBackend {
   const bool follow_cpu_;
 };
 
+// The process's futex hash slots (Linux 6.16+): grown with the carrier threads (carrier.cc); 0 when
+// the process uses the kernel's global hash, negative where the kernel has no per-process hash.
+int futex_hash_slots();
+
 }  // namespace spindle

@@ -113,8 +113,15 @@ void Engine::capture_frame(Context& ctx) {
 #if V8_MAJOR_VERSION >= 12
   v8::Isolate* isolate = impl_->isolate;
   v8::HandleScope handles(isolate);
-  if (ctx.saved_frame == nullptr) ctx.saved_frame = new Frame();
-  static_cast<Frame*>(ctx.saved_frame)->Reset(isolate, current_frame(isolate));
+  v8::Local<v8::Value> value = current_frame(isolate);
+  auto* frame = static_cast<Frame*>(ctx.saved_frame);
+  // Every switch captures; the frame rarely changes between two: spare the global handle's churn.
+  if (value->IsUndefined()) {
+    if (frame != nullptr) frame->Reset();
+    return;
+  }
+  if (frame == nullptr) ctx.saved_frame = frame = new Frame();
+  if (*frame != value) frame->Reset(isolate, value);
 #else
   (void)ctx;
 #endif

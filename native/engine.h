@@ -1,5 +1,5 @@
 // Engine: every raw V8 and node:: call in spindle lives behind this interface (engine.cc). Nothing
-// else in native/ includes v8.h, except the opt-in same-thread switch backend (same_thread.cc; V8's
+// else in native/ includes v8.h, except the inplace (same-thread) switch backend (same_thread.cc; V8's
 // thread slots are located in tls_slots.cc), which locks, limits and discards around its own stacks.
 // It covers what the carrier hand-off needs from V8: locking and entering the isolate on a thread,
 // the stack limit, calling the JavaScript fiber trampoline, the callback scope the dispatch pass runs

@@ -50,21 +50,67 @@ interface Level {
   resource: object;
 }
 
+/** The fiber's own async resource (Node 20 and 22): what executionAsyncResource() shows in a fiber. */
+class FiberResource extends AsyncResource {
+  constructor(private readonly owner: { readonly name: string }) {
+    super('SpindleFiber', { requireManualDestroy: true });
+  }
+  get fiberName(): string {
+    return this.owner.name;
+  }
+}
+
+// Node's own JavaScript push and pop of the stack (lib/internal/async_hooks.js), which work on the
+// shared arrays without a native call; the binding's versions are the fallback for what they leave to
+// native code (growing the stack, levels native code pushed). A switch does both, so this matters.
+function push(binding: AsyncWrap, level: Level): void {
+  const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = binding.constants;
+  const offset = binding.async_hook_fields[kStackLength];
+  const stack = binding.async_ids_stack;
+  binding.execution_async_resources[offset] = level.resource;
+  if (offset * 2 >= stack.length) {
+    binding.pushAsyncContext(level.id, level.trigger, level.resource);
+    return;
+  }
+  const ids = binding.async_id_fields;
+  stack[2 * offset] = ids[kExecutionAsyncId];
+  stack[2 * offset + 1] = ids[kTriggerAsyncId];
+  binding.async_hook_fields[kStackLength] = offset + 1;
+  ids[kExecutionAsyncId] = level.id;
+  ids[kTriggerAsyncId] = level.trigger;
+}
+
+/** Pops the top level, known to be pushed by push() above. */
+function popPushed(binding: AsyncWrap, id: number): void {
+  const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = binding.constants;
+  const offset = binding.async_hook_fields[kStackLength] - 1;
+  const resources = binding.execution_async_resources;
+  const ids = binding.async_id_fields;
+  if (ids[kExecutionAsyncId] !== id || resources.length !== offset + 1) {
+    binding.popAsyncContext(id);
+    return;
+  }
+  const stack = binding.async_ids_stack;
+  ids[kExecutionAsyncId] = stack[2 * offset];
+  ids[kTriggerAsyncId] = stack[2 * offset + 1];
+  resources.pop();
+  binding.async_hook_fields[kStackLength] = offset;
+}
+
 /** Per-fiber async state, kept on the fiber's record. */
 export class FiberAsyncState {
-  /** The levels this fiber has on the stack while it runs; saved while it does not. */
-  private saved: Level[];
+  /** The fiber's own level (Node 20 and 22), pushed whenever it runs. */
+  private own: Level | undefined;
+  /** Levels user code had pushed above the fiber's own when it last gave up the runner role. */
+  private more: Level[] | undefined;
   /** Stack depth (or, without stack access, the execution id) when the fiber last got to run. */
   private base = 0;
 
-  constructor(name: string) {
+  /** Created in the spawner's context: AsyncLocalStorage copies the spawner's stores into it. */
+  constructor(owner: { readonly name: string }) {
     if (aw) {
-      // Created in the spawner's context: AsyncLocalStorage copies the spawner's stores into it.
-      const resource = new AsyncResource('SpindleFiber', { requireManualDestroy: true });
-      (resource as unknown as { fiberName: string }).fiberName = name;
-      this.saved = [{ id: resource.asyncId(), trigger: resource.triggerAsyncId(), resource }];
-    } else {
-      this.saved = [];
+      const resource = new FiberResource(owner);
+      this.own = { id: resource.asyncId(), trigger: resource.triggerAsyncId(), resource };
     }
   }
 
@@ -74,23 +120,21 @@ export class FiberAsyncState {
       this.base = executionAsyncId();
       return;
     }
-    const { kStackLength } = aw.constants;
-    this.base = aw.async_hook_fields[kStackLength];
-    for (const level of this.saved) {
-      // The binding's push records ids only; resources of JS-pushed levels live in this array (as
-      // Node's own JS push does), and the binding's pop truncates it again.
-      const offset = aw.async_hook_fields[kStackLength];
-      aw.pushAsyncContext(level.id, level.trigger, level.resource);
-      aw.execution_async_resources[offset] = level.resource;
+    this.base = aw.async_hook_fields[aw.constants.kStackLength];
+    if (this.own === undefined) return;  // exit() ran
+    push(aw, this.own);
+    const more = this.more;
+    if (more !== undefined) {
+      this.more = undefined;
+      for (const level of more) push(aw, level);
     }
-    this.saved.length = 0;
   }
 
   /**
    * The fiber gives up the runner role: take its levels off. Throws (before anything switches) when
    * the stack cannot be restored correctly on this Node.
    */
-  leave(operation: string): void {
+  leave(operation: { toString(): string }): void {
     if (!aw) {
       if (executionAsyncId() !== this.base) {
         throw new FiberStateError(`${operation} cannot suspend inside an async scope opened in this fiber ` +
@@ -100,26 +144,33 @@ export class FiberAsyncState {
     }
     const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = aw.constants;
     const depth = aw.async_hook_fields[kStackLength];
-    const levels: Level[] = [];
-    for (let i = this.base; i < depth; i++) {
-      const top = i === depth - 1;
-      levels.push({
-        id: top ? aw.async_id_fields[kExecutionAsyncId] : aw.async_ids_stack[2 * (i + 1)],
-        trigger: top ? aw.async_id_fields[kTriggerAsyncId] : aw.async_ids_stack[2 * (i + 1) + 1],
-        resource: aw.execution_async_resources[i] ?? aw.executionAsyncResource(i),
-      });
+    if (depth > this.base + 1) {
+      // Suspending inside scopes this fiber opened: they travel with it. Whoever pushed them (this
+      // module, Node's JavaScript or native code), the binding's pop keeps Node's books straight.
+      const levels: Level[] = [];
+      for (let i = this.base + 1; i < depth; i++) {
+        const top = i === depth - 1;
+        levels.push({
+          id: top ? aw.async_id_fields[kExecutionAsyncId] : aw.async_ids_stack[2 * (i + 1)],
+          trigger: top ? aw.async_id_fields[kTriggerAsyncId] : aw.async_ids_stack[2 * (i + 1) + 1],
+          resource: aw.execution_async_resources[i] ?? aw.executionAsyncResource(i),
+        });
+      }
+      for (let i = levels.length - 1; i >= 0; i--) aw.popAsyncContext(levels[i].id);
+      this.more = levels;
     }
-    for (let i = levels.length - 1; i >= 0; i--) aw.popAsyncContext(levels[i].id);
-    this.saved = levels;
+    if (this.own !== undefined && aw.async_hook_fields[kStackLength] === this.base + 1) popPushed(aw, this.own.id);
   }
 
   /** The fiber ended: take its levels off for good and release its resource. Never throws. */
   exit(): void {
     if (!aw) return;
     this.leave('exit');
-    const first = this.saved[0];
-    this.saved = [];
-    if (first !== undefined && first.resource instanceof AsyncResource) first.resource.emitDestroy();
+    this.more = undefined;
+    const own = this.own;
+    if (own === undefined) return;
+    this.own = undefined;
+    (own.resource as AsyncResource).emitDestroy();
   }
 }
 

@@ -4,9 +4,9 @@
  * @packageDocumentation
  */
 import { FiberStateError, invalidArg } from './errors.js';
-import { Fiber, type SpawnOptions, handleOf, newRecord, recordOf, setCoroutinePrototype } from './fiber.js';
+import { Fiber, type SpawnOptions, handleOf, newRecord, recordOf, setCoroutineClass } from './fiber.js';
 import { native } from './native.js';
-import { type FiberRecord, type Outcome, currentRecord, isDone, requireCurrent } from './runtime.js';
+import { type FiberRecord, NOTHING, type Outcome, currentRecord, isDone, requireCurrent } from './runtime.js';
 
 /** What {@link Coroutine.resume} returns: a value passed to {@link suspend}, or the final result. */
 export type ResumeResult<Out, T> = { done: false; value: Out | undefined } | { done: true; value: T };
@@ -26,7 +26,7 @@ export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T
    *   the coroutine's error if it finishes by throwing.
    */
   resume(value?: In): ResumeResult<Out, T> {
-    return transferInto(recordOf(this), { ok: true, value });
+    return transferInto(recordOf(this), value === undefined ? NOTHING : { ok: true, value });
   }
 
   /** Like {@link Coroutine.resume}, but its pending {@link suspend} throws `error`. */
@@ -39,7 +39,7 @@ export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T
     return recordOf(this).status !== 'suspended' || recordOf(this).mode !== null;
   }
 }
-setCoroutinePrototype(Coroutine.prototype);
+setCoroutineClass(Coroutine as new (rec: FiberRecord) => Fiber<unknown>);
 
 function transferInto<Out, T>(rec: FiberRecord, input: Outcome): ResumeResult<Out, T> {
   if (rec.status === 'done') throw new FiberStateError(`coroutine ${rec.label} has finished`);
@@ -71,7 +71,7 @@ function transferInto<Out, T>(rec: FiberRecord, input: Outcome): ResumeResult<Ou
   }
   if (rec.mode === 'yielded') {
     const out = rec.transfer;
-    rec.transfer = { ok: true, value: undefined };
+    rec.transfer = NOTHING;
     return { done: false, value: (out.ok ? out.value : undefined) as Out };
   }
   return { done: false, value: undefined };  // it parked on the scheduler, which resumes it later
@@ -88,7 +88,7 @@ export function suspend<In = unknown, Out = unknown>(value?: Out): In {
   if (self.kind !== 'coroutine') {
     throw new FiberStateError(`fiber ${self.label} was made by spawn: only a coroutine can suspend to its resumer`);
   }
-  self.transfer = { ok: true, value } as Outcome;
+  self.transfer = value === undefined ? NOTHING : { ok: true, value };
   self.async.leave('suspend()');
   self.status = 'suspended';
   self.mode = 'yielded';
@@ -100,7 +100,7 @@ export function suspend<In = unknown, Out = unknown>(value?: Out): In {
     self.mode = null;
   }
   const input = self.transfer as Outcome;
-  self.transfer = { ok: true, value: undefined };
+  self.transfer = NOTHING;
   if (!input.ok) throw input.error;
   return input.value as In;
 }
@@ -114,7 +114,7 @@ export function coroutine<T, In = unknown, Out = unknown>(fn: (first: In) => T, 
   let rec: FiberRecord | undefined = undefined;
   rec = newRecord(() => {
     const input = rec!.transfer;
-    rec!.transfer = { ok: true, value: undefined };
+    rec!.transfer = NOTHING;
     if (!input.ok) throw input.error;
     return fn(input.value as In);
   }, opts, 'coroutine');

@@ -16,6 +16,9 @@ import {
   liveRecords,
   park,
   reportUncaught,
+  onDone,
+  onUnobservedFailure,
+  offDone,
   reportUnhandled,
   requestBackend,
   requireCurrent,
@@ -53,10 +56,12 @@ export interface JoinOptions {
   timeout?: number;
 }
 
-const handles = new WeakMap<object, FiberRecord>();
-
-// A joinable fiber whose handle is collected unobserved: its error (now or later) is reported like an
-// unhandled rejection, since nobody can join it any more.
+// A Fiber keeps its record in a private field. The record keeps its Fiber strongly while nothing needs
+// to learn of the Fiber's collection, and weakly, with an entry in `collected`, while something does:
+// a coroutine (collected unresumed: free its native fiber) and a fiber that failed with nobody having
+// observed the error (collected: report it). Weak references cost every young-generation GC a visit,
+// so the common case (a spawned fiber that ends well, or is joined) has none.
+let recordIn: (fiber: object) => FiberRecord | undefined;
 const collected = new FinalizationRegistry<FiberRecord>((rec) => {
   if (rec.kind === 'coroutine') dropUnstarted(rec);  // nobody can resume it any more
   if (rec.observed || rec.detached) return;
@@ -69,32 +74,50 @@ const collected = new FinalizationRegistry<FiberRecord>((rec) => {
 
 /** The record behind a Fiber handle (internal). */
 export function recordOf(fiber: Fiber<unknown>): FiberRecord {
-  const rec = handles.get(fiber);
+  const rec = fiber !== null && typeof fiber === 'object' ? recordIn(fiber) : undefined;
   if (rec === undefined) throw invalidArg('fiber', 'a Fiber', fiber);
   return rec;
 }
 
 /** The user's handle of a record, made anew if the old one was collected. */
 export function handleOf(rec: FiberRecord): Fiber<unknown> {
-  const existing = rec.handleRef?.deref() as Fiber<unknown> | undefined;
-  if (existing !== undefined) return existing;
-  const fiber = Object.create((rec.kind === 'coroutine' && coroutinePrototype) || Fiber.prototype) as Fiber<unknown>;
-  attach(fiber, rec);
-  return fiber;
+  return existingHandle(rec) ?? new ((rec.kind === 'coroutine' && coroutineClass) || Fiber)(rec);
 }
 
-let coroutinePrototype: object | undefined;
+/** The user's handle of a record if it still exists (internal). */
+export function existingHandle(rec: FiberRecord): Fiber<unknown> | undefined {
+  return (rec.handleStrong ?? rec.handleWeak?.deref()) as Fiber<unknown> | undefined;
+}
+
+let coroutineClass: (new (rec: FiberRecord) => Fiber<unknown>) | undefined;
 /** Lets coroutine.ts give its records handles of its own class (internal). */
-export function setCoroutinePrototype(proto: object): void {
-  coroutinePrototype = proto;
+export function setCoroutineClass(cls: new (rec: FiberRecord) => Fiber<unknown>): void {
+  coroutineClass = cls;
 }
 
-function attach(fiber: object, rec: FiberRecord): void {
-  handles.set(fiber, rec);
-  rec.handleRef = new WeakRef(fiber);
+function failedUnobserved(rec: FiberRecord): boolean {
+  return rec.outcome !== undefined && !rec.outcome.ok && !rec.observed && !rec.detached && !rec.interruptionCaught;
+}
+
+function attach(fiber: Fiber<unknown>, rec: FiberRecord): void {
   rec.orphan = false;
+  if (rec.kind === 'coroutine' || failedUnobserved(rec)) {
+    watch(fiber, rec);
+  } else {
+    rec.handleStrong = fiber;
+  }
+}
+
+function watch(fiber: object, rec: FiberRecord): void {
+  rec.handleStrong = undefined;
+  rec.handleWeak = new WeakRef(fiber);
   collected.register(fiber, rec, rec);
 }
+
+// A fiber failed and its handle is still out there: report the error if the handle is collected unobserved.
+onUnobservedFailure((rec) => {
+  if (rec.handleStrong !== undefined) watch(rec.handleStrong, rec);
+});
 
 /** Validates spawn-style options and creates the record. */
 export function newRecord(fn: unknown, opts: SpawnOptions | undefined, kind: FiberRecord['kind']): FiberRecord {
@@ -114,7 +137,7 @@ export function newRecord(fn: unknown, opts: SpawnOptions | undefined, kind: Fib
     } else {
       const onAbort = () => interruptRecord(rec, signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });
-      rec.onDone.push(() => signal.removeEventListener('abort', onAbort));
+      onDone(rec, () => signal.removeEventListener('abort', onAbort));
     }
   }
   return rec;
@@ -125,9 +148,16 @@ export function newRecord(fn: unknown, opts: SpawnOptions | undefined, kind: Fib
  * comparator, a getter, a Proxy trap...) while other fibers run. Made by {@link spawn}.
  */
 export class Fiber<T = unknown> {
+  readonly #rec: FiberRecord;
+
   /** @internal Use {@link spawn}. */
   constructor(rec: FiberRecord) {
+    this.#rec = rec;
     attach(this, rec);
+  }
+
+  static {
+    recordIn = (fiber) => (#rec in fiber ? fiber.#rec : undefined);
   }
 
   /** Unique, increasing id. */
@@ -199,7 +229,7 @@ export class Fiber<T = unknown> {
     return new Promise<T>((resolve, reject) => {
       const settle = () => (rec.outcome!.ok ? resolve(rec.outcome!.value as T) : reject(rec.outcome!.error));
       if (rec.status === 'done') settle();
-      else rec.onDone.push(settle);
+      else onDone(rec, settle);
     });
   }
 
@@ -257,11 +287,10 @@ class JoinCase extends SelectCase {
   register(waiter: Waiter, index: number): () => void {
     // While the select waits, the fiber counts as being joined: a second joiner is refused.
     this.rec.joined = true;
-    const onDone = () => waiter.done || waiter.complete(index);
-    this.rec.onDone.push(onDone);
+    const fired = () => waiter.done || waiter.complete(index);
+    onDone(this.rec, fired);
     return () => {
-      const i = this.rec.onDone.indexOf(onDone);
-      if (i >= 0) this.rec.onDone.splice(i, 1);
+      offDone(this.rec, fired);
       if (!(waiter.done && waiter.index === index)) this.rec.joined = false;  // lost: joinable again
     };
   }
@@ -462,7 +491,7 @@ export interface FiberInfo {
 
 /** A snapshot of the live (not finished) fibers of this thread. */
 export function fibers(): FiberInfo[] {
-  return [...liveRecords()].map((rec) => ({ id: rec.id, name: rec.name, status: rec.status, waitingOn: rec.waitingOn }));
+  return [...liveRecords()].map((rec) => ({ id: rec.id, name: rec.name, status: rec.status, waitingOn: rec.waitingOn === null ? null : String(rec.waitingOn) }));
 }
 
 export { FiberInterruptedError };

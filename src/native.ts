@@ -15,7 +15,7 @@ export interface NativeCore {
   resume(handle: number): void;
   suspend(): void;
   /** backend: the switch backend in use ("threads" or "inplace", "" before init); backendReason: why. */
-  stats(): { liveFibers: number; carrierThreads: number; nativeTokens: number; backend: string; backendReason: string };
+  stats(): { liveFibers: number; carrierThreads: number; futexHashSlots: number; nativeTokens: number; backend: string; backendReason: string };
   /** Attaches the C API (include/spindle.h) to this environment; returns the table's napi_external. */
   capiInit(fns: {
     park(timeoutMs: number, interruptible: boolean, label: string, originalTimeoutMs: number): number;

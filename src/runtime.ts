@@ -10,14 +10,20 @@ export type FiberStatus = 'ready' | 'running' | 'suspended' | 'done';
 
 export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** The outcome of passing nothing (shared: a transfer of undefined allocates nothing). */
+export const NOTHING: Outcome = Object.freeze({ ok: true, value: undefined });
+
 /** How a suspended fiber waits: on the scheduler (a wake), for a resume (a yield), or on a child. */
 export type SuspendMode = 'parked' | 'yielded' | 'resuming' | null;
+
+/** What a parked fiber waits on: a string, or an object that makes one when asked (most never are). */
+export type WaitLabel = string | { toString(): string };
 
 /** Everything the runtime knows about one fiber. The user's handle (a Fiber) points here. */
 export class FiberRecord {
   status: FiberStatus = 'ready';
   mode: SuspendMode = null;
-  waitingOn: string | null = null;
+  waitingOn: WaitLabel | null = null;
   /** While parked: the fibers that could release what it waits on (a mutex's owner, a joined fiber). */
   blockers: (() => Iterable<FiberRecord>) | undefined;
   outcome: Outcome | undefined;
@@ -37,23 +43,34 @@ export class FiberRecord {
   wakeError: Error | undefined;
   /** Changes on every wait, so a late waker of an earlier wait cannot wake a later one. */
   wakeToken = 0;
-  /** Called (once each) when the fiber is done. */
-  onDone: Array<() => void> = [];
-  handleRef: WeakRef<object> | undefined;
+  /** Called (once each) when the fiber is done; see onDone(). Allocated on first use. */
+  doneCallbacks: Array<() => void> | undefined;
+  /**
+   * The user's handle: held strongly while nothing needs to learn of its collection (a spawned fiber,
+   * or one that ended well), weakly otherwise (fiber.ts). Spawned fibers skip the weak reference and
+   * its registration: both cost every young-generation GC a visit, per fiber.
+   */
+  handleStrong: object | undefined;
+  handleWeak: WeakRef<object> | undefined;
   locals: Map<object, unknown> | undefined;
   readonly async: FiberAsyncState;
   /** Coroutines: the value or error passed by resume()/suspend(). */
-  transfer: Outcome = { ok: true, value: undefined };
+  transfer: Outcome = NOTHING;
 
   constructor(
     readonly handle: number,
     readonly id: number,
-    readonly name: string,
+    private readonly givenName: string | undefined,
     readonly kind: 'fiber' | 'coroutine',
     body: () => unknown,
   ) {
     this.body = body;
-    this.async = new FiberAsyncState(name);
+    this.async = new FiberAsyncState(this);
+  }
+
+  /** The name given at spawn, or `fiber-<id>` (made when first asked for: most fibers never are). */
+  get name(): string {
+    return this.givenName ?? `fiber-${this.id}`;
   }
 
   get label(): string {
@@ -120,7 +137,7 @@ export function createRecord(body: () => unknown, name: string | undefined, stac
   startRuntime(`the first ${kind}`);
   const id = nextId++;
   const handle = native.create(stackSize);
-  const rec = new FiberRecord(handle, id, name ?? `fiber-${id}`, kind, body);
+  const rec = new FiberRecord(handle, id, name, kind, body);
   live.set(handle, rec);
   return rec;
 }
@@ -158,19 +175,40 @@ function complete(rec: FiberRecord, outcome: Outcome): void {
   rec.waitingOn = null;
   live.delete(rec.handle);
   if (!outcome.ok && outcome.error instanceof FiberInterruptedError && rec.interrupted) rec.interruptionCaught = true;
-  const callbacks = rec.onDone;
-  rec.onDone = [];
-  for (const cb of callbacks) {
-    try {
-      cb();
-    } catch (error) {
-      reportUncaught(rec, error);
+  const callbacks = rec.doneCallbacks;
+  rec.doneCallbacks = undefined;
+  if (callbacks !== undefined) {
+    for (const cb of callbacks) {
+      try {
+        cb();
+      } catch (error) {
+        reportUncaught(rec, error);
+      }
     }
   }
   if (!outcome.ok && !rec.interruptionCaught && !rec.observed) {
     if (rec.detached) reportUncaught(rec, outcome.error);
     else if (rec.orphan) reportUnhandled(rec, outcome.error);
+    else unobservedFailure(rec);
   }
+}
+
+let unobservedFailure: (rec: FiberRecord) => void = () => {};
+/** fiber.ts: what to do when a fiber fails and its handle is still out there (watch for its collection). */
+export function onUnobservedFailure(fn: (rec: FiberRecord) => void): void {
+  unobservedFailure = fn;
+}
+
+/** Calls `cb` when `rec` finishes (check isDone first), in the fiber's last moments. */
+export function onDone(rec: FiberRecord, cb: () => void): void {
+  (rec.doneCallbacks ??= []).push(cb);
+}
+
+/** Withdraws a callback given to onDone. */
+export function offDone(rec: FiberRecord, cb: () => void): void {
+  const callbacks = rec.doneCallbacks;
+  const i = callbacks === undefined ? -1 : callbacks.indexOf(cb);
+  if (i >= 0) callbacks!.splice(i, 1);
 }
 
 /** Marks `error` with the fiber it escaped from, so the default report names it. */
@@ -211,7 +249,7 @@ export function checkInterruptOf(rec: FiberRecord): void {
  */
 export function park(
   self: FiberRecord,
-  waitingOn: string,
+  waitingOn: WaitLabel,
   timeoutMs: number,
   interruptible: boolean,
   blockers?: () => Iterable<FiberRecord>,
@@ -285,6 +323,13 @@ export function interruptRecord(rec: FiberRecord, reason: unknown): void {
   if (rec.mode === 'parked' && rec.parkInterruptible) wake(rec);
 }
 
+class Joining {
+  constructor(private readonly target: FiberRecord) {}
+  toString(): string {
+    return `join(${this.target.label})`;
+  }
+}
+
 /**
  * Suspends `self` until `target` is done, or the timeout elapses (returns false then).
  * An interruption point when `interruptible`.
@@ -293,17 +338,16 @@ export function awaitDone(self: FiberRecord, target: FiberRecord, timeoutMs: num
   if (isDone(target)) return true;
   const deadline = timeoutMs >= 0 ? performance.now() + timeoutMs : Infinity;
   const wakeSelf = waker(self);
-  target.onDone.push(wakeSelf);
+  onDone(target, wakeSelf);
   try {
     while (!isDone(target)) {
       const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
-      if (park(self, `join(${target.label})`, remaining, interruptible, () => [target]) && !isDone(target)) return false;
+      if (park(self, new Joining(target), remaining, interruptible, () => [target]) && !isDone(target)) return false;
     }
     return true;
   } finally {
     endWait(self);
-    const i = target.onDone.indexOf(wakeSelf);
-    if (i >= 0) target.onDone.splice(i, 1);
+    offDone(target, wakeSelf);
   }
 }
 
@@ -339,7 +383,7 @@ function detectDeadlock(): void {
     return;
   }
   for (const rec of stuck) {
-    rec.wakeError = new DeadlockError(rec.label, rec.waitingOn ?? 'something', waitCycle(rec));
+    rec.wakeError = new DeadlockError(rec.label, String(rec.waitingOn ?? 'something'), waitCycle(rec));
     deadlockVictims.add(rec);
     wake(rec);
   }

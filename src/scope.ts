@@ -5,7 +5,7 @@
 import { FiberInterruptedError, FiberStateError } from './errors.js';
 import { Fiber, type SpawnOptions, newRecord } from './fiber.js';
 import { native } from './native.js';
-import { FiberRecord, awaitDone, interruptRecord, requireCurrent } from './runtime.js';
+import { FiberRecord, awaitDone, interruptRecord, onDone, requireCurrent } from './runtime.js';
 
 /** The handle `scope(fn)` passes to `fn`: spawn children that the scope waits for. */
 export class Scope {
@@ -25,7 +25,7 @@ export class Scope {
     if (this.#closed) throw new FiberStateError('this scope has finished: it cannot spawn any more');
     const rec = newRecord(fn, opts, 'fiber');
     rec.observed = true;
-    rec.onDone.push(() => {
+    onDone(rec, () => {
       const outcome = rec.outcome!;
       if (!outcome.ok && !rec.interruptionCaught) this.fail(outcome.error);
     });

@@ -5,7 +5,7 @@ import { invalidArg, outOfRange } from './errors.js';
 import { type IoOperation, awaitIo } from './io/wait.js';
 import { native } from './native.js';
 import { timeoutOption } from './options.js';
-import { type FiberRecord, checkInterruptOf, liveRecords, requireCurrent, wake } from './runtime.js';
+import { type FiberRecord, checkInterruptOf, liveRecords, onDone, requireCurrent, wake } from './runtime.js';
 
 /** A signal name (`'SIGINT'`, `'SIGTERM'`, `'SIGHUP'`, ...) or its number. */
 export type SignalSpec = NodeJS.Signals | number;
@@ -214,7 +214,7 @@ export function shutdownOn(signalsToHandle: SignalSpec | readonly SignalSpec[] =
       interruptForShutdown(rec, triggered);
       if (!watched.has(rec)) {
         watched.add(rec);
-        rec.onDone.push(queueCheck);
+        onDone(rec, queueCheck);
       }
     }
     if (left.length === 0) end(true);

@@ -112,9 +112,13 @@ const IO_TARGET_RATIOS = [
 // The ratios with a target, by name prefix, in the sync section.
 const SYNC_TARGET_RATIOS = ['(h) pipeline msgs/s', '(i) lock+unlock / 50 ns', '(i) buffered send+recv / 100 ns'];
 
+// One backend (the one this test run uses), in the CLI's own process; the comparison of both is tested apart.
+const BACKEND = process.env.SPINDLE_BACKEND || 'auto';
+
 function runCli(extra: string[], env: NodeJS.ProcessEnv = {}) {
   // --out-dir keeps the smoke run out of bench/results (whose files are real runs).
-  return spawnSync(process.execPath, [cli, '--quick', '--out-dir', outDir, ...extra], {
+  const backend = extra.includes('--backend') ? [] : ['--backend', BACKEND];
+  return spawnSync(process.execPath, [cli, '--quick', '--out-dir', outDir, ...backend, ...extra], {
     cwd: root,
     encoding: 'utf8',
     timeout: 120_000,
@@ -233,6 +237,41 @@ describe('bench/cli.mjs --quick', () => {
     for (const heading of ['core: medians of', 'sync: medians of', 'fibers: medians of']) expect(r.stdout, heading).not.toContain(heading);
     for (const prefix of IO_TARGET_RATIOS) expect(r.stdout, prefix).toMatch(new RegExp(`${prefix.replace(/[()/.]/g, '\\$&')}.*(met|NOT MET)`));
     checkDocument(JSON.parse(readFileSync(path.join(outDir, 'latest.json'), 'utf8')), ['io']);
+  });
+
+  it('--backend both runs each section under both backends and compares them', { timeout: 150_000 }, () => {
+    const r = runCli(['--only', 'core', '--backend', 'both']);
+    expect(r.status, r.stderr).toBe(0);
+    const doc = JSON.parse(readFileSync(path.join(outDir, 'latest.json'), 'utf8'));
+    expect(doc.schema).toBe(3);
+    expect(doc.backends.threads.backend).toBe('threads');
+    checkDocument(doc.backends.threads, ['core']);
+    if (doc.refused !== undefined) {
+      // This build does not run the inplace backend: said so, with the reason.
+      expect(doc.backends.inplace).toBeUndefined();
+      expect(r.stdout).toContain(`inplace: not measured, it was refused (${doc.refused})`);
+      return;
+    }
+    expect(doc.backends.inplace.backend).toBe('inplace');
+    checkDocument(doc.backends.inplace, ['core']);
+    expect(doc.comparison.map((c: { key: string }) => c.key)).toEqual(expect.arrayContaining(CORE_MEASUREMENTS));
+    for (const c of doc.comparison) expect(c.speedup, c.key).toBeCloseTo(c.unit === 'ns' || c.unit === 'KiB' ? c.threads / c.inplace : c.inplace / c.threads, 6);
+    expect(doc.inplaceTargets.map((q: { name: string }) => q.name)).toEqual([
+      'round trip (a), ns',
+      '10,000 parked / (a)',
+      'spawn+join, fibers/s',
+      'RSS per parked fiber, KiB',
+    ]);
+    for (const heading of ['both backends, side by side', 'inplace targets (issue 6)', 'resumeRoundTrip', 'kernel stack']) {
+      expect(r.stdout, heading).toContain(heading);
+    }
+    expect(r.stdout.match(/^spindle bench {2}node/gm)).toHaveLength(2);  // each backend's own report
+  });
+
+  it('--backend rejects an unknown value', () => {
+    const r = runCli(['--backend', 'nope']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--backend');
   });
 
   it('--only rejects an unknown section', () => {

@@ -54,4 +54,32 @@ describe('resources', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('200 0');
   });
+
+  // Linux 6.16+ sizes a process's private futex hash for its CPUs (16 buckets on 2 vCPUs): with
+  // thousands of parked carriers each waiting on its own futex, every hand-off walked a long bucket.
+  it('carrier threads grow the futex hash with their number (kernels with a per-process hash)', () => {
+    const r = runScript(
+      `
+      const { spawn, wait } = require(SPINDLE);
+      const { native } = require(SPINDLE.replace(/index\\.js$/, 'native.js'));
+      const before = native.stats().futexHashSlots;
+      let release; const gate = new Promise((r) => (release = r));
+      const fibers = Array.from({ length: 2000 }, () => spawn(() => wait(gate)));
+      const after = native.stats().futexHashSlots;
+      release();
+      Promise.all(fibers.map((f) => f.result())).then(() => console.log(JSON.stringify({ before, after, backend: native.stats().backend })));
+      `,
+      { env: { SPINDLE_BACKEND: 'threads' } },
+    );
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(out.backend).toMatch(/^(carrier|threads)$/);
+    if (out.before > 0) {
+      // 4 buckets per carrier: 2,000 carriers want 8,192.
+      expect(out.after).toBeGreaterThanOrEqual(8192);
+    } else {
+      // No per-process hash here (older kernel: negative) or the global one (0): left as it was.
+      expect(out.after).toBe(out.before);
+    }
+  });
 });

@@ -10,7 +10,7 @@
  */
 import '../builtins.js';
 import { type Coroutine, coroutine, suspend } from '../coroutine.js';
-import { handleOf, recordOf } from '../fiber.js';
+import { existingHandle, handleOf, recordOf } from '../fiber.js';
 import { type FiberRecord, currentRecord } from '../runtime.js';
 
 /** A fiber of the `fibers` API: a function on its own stack, started and resumed by `run()`. */
@@ -263,7 +263,7 @@ function checkResumable(rec: FiberRecord, operation: string): void {
 function currentFiber(): FiberImpl | undefined {
   const rec = currentRecord();
   if (rec === undefined || !states.has(rec)) return undefined;
-  const co = rec.handleRef?.deref() as Coroutine | undefined;
+  const co = existingHandle(rec) as Coroutine | undefined;
   return co === undefined ? undefined : fiberOf.get(co);
 }
 
