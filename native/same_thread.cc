@@ -1,6 +1,6 @@
-// The inplace (same-thread) switch backend. Besides engine.cc, the only file in native/ that calls V8 directly:
-// the switch sequence needs v8::Locker/Unlocker, the stack limit and the per-thread metadata around
-// each stack switch. The thread-slot offsets and the allowlist are in tls_slots.cc; the assembly in
+// The inplace (same-thread) switch backend. Besides engine.cc, the only file in native/ that calls V8
+// directly: the switch sequence needs v8::Locker/Unlocker, the stack limit and the per-thread metadata
+// around each stack switch. The thread-slot offsets and the allowlist are in tls_slots.cc; the assembly in
 // stack_switch_x64.cc. Design: ../shared/design/same-thread-backend.md.
 //
 // Switch sequence (switch_to): Unlocker (archives the leaving context's V8 thread state); save the

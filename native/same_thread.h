@@ -1,7 +1,7 @@
 // Backend selection, and the inplace (same-thread) backend (same_thread.cc): every fiber runs on the
 // loop thread on its own mmap'd stack; V8 is made to treat each fiber as its own thread by swapping its
-// per-thread identity slots (tls_slots.h) around v8::Unlocker/v8::Locker, so that Locker archives and restores
-// each fiber's V8 state and the GC visits parked fibers (ThreadManager::Iterate). Used only on an
+// per-thread identity slots (tls_slots.h) around v8::Unlocker/v8::Locker, so that Locker archives and
+// restores each fiber's V8 state and the GC visits parked fibers (ThreadManager::Iterate). Used only on an
 // allowlisted Node build whose load-time self-check passes; carrier threads everywhere else.
 #pragma once
 
