@@ -18,6 +18,9 @@ const CRASH_PATTERNS = [
   /Worker exited unexpectedly/, /process\.exit unexpectedly called/, /AddressSanitizer|runtime error:/,
 ];
 
+// test/setup/backend-global.ts's notice that a backend is refused here (its reason may name ASan).
+const REFUSED_LINE = /^\[\w+\] refused on this machine/;
+
 /**
  * Counts from the JSON results, or null when there is no results file. The suite runs once per switch
  * backend (vitest projects, vitest.config.mjs); test/setup/backend.ts marks each test with its project's
