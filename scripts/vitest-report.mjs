@@ -35,7 +35,9 @@ export function readResults(resultsFile, root) {
   const out = { ...counts(), total: r.numTotalTests, failures: [], notRunTests: [], brokenFiles: [], byBackend: {}, refused: {} };
   for (const file of r.testResults) {
     const rel = path.relative(root, file.name);
+    // Tests of a skipped describe block never report their meta: they take their file's.
     const fileBackend = file.assertionResults.find((t) => t.meta?.backend)?.meta.backend ?? '?';
+    const fileRefused = file.assertionResults.find((t) => t.meta?.skipped)?.meta.skipped;
     if (file.status === 'failed' && file.assertionResults.length === 0) {
       out.failed += 1; // the file failed to load
       out.brokenFiles.push({ name: rel, message: file.message || '(no message)' });
@@ -51,10 +53,10 @@ export function readResults(resultsFile, root) {
         out.failed += 1;
         mine.failed += 1;
         out.failures.push({ name, message: (t.failureMessages ?? []).join('\n') });
-      } else if (t.meta?.skipped) {
+      } else if (t.meta?.skipped ?? fileRefused) {
         out.refusedSkips += 1;
         mine.refusedSkips += 1;
-        out.refused[backend] = t.meta.skipped;
+        out.refused[backend] = t.meta?.skipped ?? fileRefused;
       } else {
         out.notRun += 1; // skipped, todo, or never reached because its worker died
         mine.notRun += 1;
