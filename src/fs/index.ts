@@ -9,8 +9,9 @@
  * what a blocking read returns: a regular file's read is full unless it reaches the end of the file.
  * File systems that do not support `RWF_NOWAIT` (tmpfs, procfs, FUSE...) and files opened with
  * `O_DIRECT` always use the threadpool. So that a fiber reading a cached file in a loop cannot starve
- * the others, a fiber that completed 64 reads (or 4 MiB) without suspending sends its next read through
- * the threadpool, which lets other fibers, timers and IO callbacks run.
+ * the others, a fiber that completed 64 reads (or 4 MiB) without suspending suspends before its next
+ * read until the event loop has turned once (as `sleep(0)`), so other fibers, timers and IO callbacks
+ * run; that suspension is an interruption point too.
  *
  * Shared semantics:
  * - Every function here must be called inside a fiber; outside one it throws `NotInFiberError` (use
@@ -62,7 +63,7 @@ interface FsNative {
   open(path: string, flags: number, mode: number): OpHandle;
   close(fd: number): OpHandle;
   closeSync(fd: number): number;
-  /** A number: completed inline (bytes read); otherwise the operation. */
+  /** A number: completed inline (bytes read), or YIELD; otherwise the operation. */
   read(fd: number, buffer: ArrayBufferView, offset: number, length: number, position: number, cursorOk: boolean): OpHandle | number;
   write(fd: number, buffer: ArrayBufferView, offset: number, length: number, position: number): OpHandle;
   stat(path: string): OpHandle;
@@ -97,13 +98,16 @@ export interface IoCounters {
   inlineSizes: number;
   /** Descriptors whose file system refused RWF_NOWAIT (remembered: later reads go to the threadpool). */
   refusedFds: number;
-  /** Reads sent to the threadpool because the fiber had spent its inline budget. */
+  /** Reads that first let the event loop turn because the fiber had spent its inline budget. */
   budgetSpent: number;
   /** Inline reads are off for the process (not Linux, or the kernel lacks preadv2/statx). */
   inlineOff: boolean;
 }
 
 const fsNative = (native as unknown as { fs: FsNative }).fs;
+
+/** What `fsNative.read` returns when the fiber spent its inline budget: yield to the loop, then call again. */
+const YIELD = -1;
 
 class NativeOp implements IoOperation {
   constructor(readonly handle: OpHandle) {}
@@ -132,7 +136,9 @@ class Call {
   /**
    * Starts an operation and waits for it; returns its raw result (negative: errno). An interruption
    * point before it starts too: a pending interruption, or a deadline already passed, starts nothing.
-   * `start` returns a number when the operation completed at once (an inline read): that is the result.
+   * `start` returns a number when the operation completed at once (an inline read): that is the result;
+   * or YIELD: the fiber first lets the event loop turn (other fibers, timers and IO run), then calls
+   * `start` again.
    */
   wait(start: () => OpHandle | number, waitingOn: string, out?: Float64Array | number[]): number | string | string[] {
     checkInterruptOf(this.self);
@@ -141,7 +147,11 @@ class Call {
       remaining = this.deadline - performance.now();
       if (remaining <= 0) throw new TimeoutError(this.operation, this.timeout);
     }
-    const begun = start();
+    let begun = start();
+    while (begun === YIELD) {
+      park(this.self, waitingOn, 0, true);
+      begun = start();
+    }
     if (typeof begun === 'number') return begun;
     const handle = started(begun);
     const op = new NativeOp(handle);
