@@ -122,6 +122,7 @@ async function main() {
     const io = await runIo({ quick, progress });
     params.io = io.params;
     Object.assign(results, io.results);
+    Object.assign(info, io.info);
     ratios.push(...io.ratios);
     reporters.push(reportIo);
   }
