@@ -51,17 +51,17 @@ namespace {
 //   and a read that finds only part of its range cached is redone whole on the threadpool (a read at
 //   the current position first moves the position back, which JavaScript allows only when no other
 //   call on that file is in flight: `cursor_ok`);
-// - a FIFO or character device returns what it has, as read(2) does; EAGAIN (nothing there yet) goes
-//   to the threadpool, which waits;
+// - a character device (or a FIFO, where the kernel supports RWF_NOWAIT for them: not this one) returns
+//   what it has, as read(2) does; EAGAIN (nothing there yet) goes to the threadpool, which waits;
 // - errors never complete inline: the threadpool repeats the read and reports its error, so errors keep
 //   exactly today's shape.
 //
 // Which descriptors: each fd's mode is kept process-wide (fds are), set when spindle opens it (pool
 // only for O_DIRECT: a direct read waits for the device even with RWF_NOWAIT) and classified at its
 // first read: statx of the type (AT_STATX_DONT_SYNC: no network round trip), and for a regular file a
-// one-byte RWF_NOWAIT probe, since file systems that do not support RWF_NOWAIT (tmpfs, procfs, FUSE,
-// NFS here) refuse it with EOPNOTSUPP whatever the range. A refusal is remembered for that fd (until it
-// is opened anew); a kernel without preadv2 or statx turns inline reads off for the process, and so
+// one-byte RWF_NOWAIT probe, since file systems that do not support RWF_NOWAIT (tmpfs and procfs on
+// Linux 6.18) refuse it with EOPNOTSUPP whatever the range. A refusal is remembered for that fd (until
+// it is opened anew); a kernel without preadv2 or statx turns inline reads off for the process, and so
 // does SPINDLE_FS_INLINE=0 in the environment.
 //
 // Fairness: the scheduler's inline budget (scheduler.h). A fiber reading a cached file in a loop never
@@ -81,6 +81,8 @@ constexpr int kFdModes = 1 << 16;  // descriptors beyond this use the threadpool
 constexpr size_t kInlineMaxRead = 1u << 20;  // larger reads use the threadpool (they take long anyway)
 constexpr int64_t kYield = -1;  // read_inline: the budget is spent, yield to the loop and ask again
 constexpr int64_t kPooled = -2;  // read_inline: use the threadpool
+constexpr int64_t kNotRegular = -1;  // size_inline: not a regular file (size unknown)
+constexpr int64_t kAskFstat = -2;    // size_inline: use fstat on the threadpool
 
 std::atomic<uint8_t> fd_modes[kFdModes];
 std::atomic<bool> inline_off{!SPINDLE_INLINE_READS};
@@ -202,24 +204,24 @@ int64_t read_inline(Scheduler& scheduler, int fd, char* data, size_t length, int
   return static_cast<int64_t>(total);
 }
 
-// The size of the regular file `fd` from the attributes the kernel holds (no network round trip: an
-// open revalidates them on network file systems), for a fd that honours RWF_NOWAIT. -1: not a regular
-// file; -2: ask the threadpool (fstat).
+// The size of the regular file `fd` from the attributes the kernel holds (AT_STATX_DONT_SYNC: no
+// network round trip; an open revalidates them on network file systems, so they are current right
+// after one), for a fd that honours RWF_NOWAIT; kNotRegular or kAskFstat otherwise.
 int64_t size_inline(Scheduler& scheduler, int fd) {
-  if (mode_of(fd) != kFile || !scheduler.inline_allowed()) return -2;
+  if (mode_of(fd) != kFile || !scheduler.inline_allowed()) return kAskFstat;
   struct statx sx;
   if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_SIZE, &sx) != 0 || (sx.stx_mask & STATX_SIZE) == 0) {
-    return -2;
+    return kAskFstat;
   }
   scheduler.charge_inline(0);
   bump(counters.inline_sizes);
-  return S_ISREG(sx.stx_mode) ? static_cast<int64_t>(sx.stx_size) : -1;
+  return S_ISREG(sx.stx_mode) ? static_cast<int64_t>(sx.stx_size) : kNotRegular;
 }
 
 #else
 
 int64_t read_inline(Scheduler&, int, char*, size_t, int64_t, bool) { return kPooled; }
-int64_t size_inline(Scheduler&, int) { return -2; }
+int64_t size_inline(Scheduler&, int) { return kAskFstat; }
 
 #endif
 

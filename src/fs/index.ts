@@ -7,8 +7,8 @@
  * cached (`preadv2` with `RWF_NOWAIT`, which returns `EAGAIN` instead of waiting for the disk) and
  * returns at once when the range is there; otherwise it goes to the threadpool as above. The result is
  * what a blocking read returns: a regular file's read is full unless it reaches the end of the file.
- * File systems that do not support `RWF_NOWAIT` (tmpfs, procfs, FUSE...) and files opened with
- * `O_DIRECT` always use the threadpool. So that a fiber reading a cached file in a loop cannot starve
+ * Files on file systems that do not support `RWF_NOWAIT` (tmpfs and procfs on Linux 6.18, for
+ * instance), FIFOs, and files opened with `O_DIRECT` always use the threadpool. So that a fiber reading a cached file in a loop cannot starve
  * the others, a fiber that completed 64 reads (or 4 MiB) without suspending suspends before its next
  * read until the event loop has turned once (as `sleep(0)`), so other fibers, timers and IO callbacks
  * run; that suspension is an interruption point too.
@@ -497,9 +497,8 @@ export class File {
     try {
       if (lengthN === 0) return 0;
       // At the current position, an inline read may need to move the position back: only when no
-      // other call on this File is in flight.
-      const cursorOk = this.#pending === 1;
-      return call.num(() => fsNative.read(fd, buf, offsetN, lengthN, posN, cursorOk), `fs.read(fd ${fd})`, 'read');
+      // other call on this File is in flight (asked at each start: the budget's yield lets others in).
+      return call.num(() => fsNative.read(fd, buf, offsetN, lengthN, posN, this.#pending === 1), `fs.read(fd ${fd})`, 'read');
     } finally {
       this.#leave();
     }
