@@ -15,6 +15,9 @@
 //       vs Promise.all batches of 100 fs.promises.readFile.
 // Targets (issue 4): (j) spindle at 100 connections >= 1.0x the callback server; (k) >= 2x the
 // fs.promises loop and >= 0.5x the readSync loop; (l) >= 1.0x fs.promises.
+// The JSON's info.fsReadPaths counts how spindle's reads in (k) and (l) went: inline (from the page
+// cache, no threadpool), through the threadpool, and how often a fiber yielded for its inline budget
+// (src/fs/index.ts; SPINDLE_FS_INLINE=0 sends every read through the threadpool).
 // The files live in a fresh directory under os.tmpdir(), created once per run and removed at the end.
 import { spawn as spawnProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -26,7 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { spawn } from '../dist/index.js';
-import { open as spindleOpen, readFile as spindleReadFile } from '../dist/fs/index.js';
+import { _ioCounters, open as spindleOpen, readFile as spindleReadFile } from '../dist/fs/index.js';
 import { listen } from '../dist/net/index.js';
 import { fmt, lpad, pad, row, summary, tableHeader, tick } from './common.mjs';
 
@@ -321,10 +324,22 @@ async function smallPromises(files) {
 /** Rotates `list` by `k`: batch k runs the contenders in this order. */
 const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length]);
 
+const PATH_COUNTERS = ['inlineReads', 'pooledReads', 'budgetSpent', 'inlineSizes'];
+
+/** Runs `fn` (async) and adds what it did to spindle/fs's read-path counters into `into`. */
+async function countingPaths(into, fn) {
+  const before = _ioCounters();
+  const value = await fn();
+  const after = _ioCounters();
+  for (const k of PATH_COUNTERS) into[k] = (into[k] ?? 0) + after[k] - before[k];
+  return value;
+}
+
 /** Runs (j)-(l). Returns the section of the JSON document: params, results, info, ratios. */
 export async function runIo({ quick, progress }) {
   const P = ioParams(quick);
   const results = {};
+  const paths = { fileRead: {}, smallFiles: {} };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spindle-bench-io-'));
   try {
     // ---- (j) TCP echo ---------------------------------------------------------------------------
@@ -360,7 +375,7 @@ export async function runIo({ quick, progress }) {
     progress(`(k) file read: ${P.fileBatches} batches x 3 readers x ${P.fileMiB} MiB`);
     const k = { spindle: [], promises: [], readSync: [] };
     const readers = {
-      spindle: () => readSpindle(big, size),
+      spindle: () => countingPaths(paths.fileRead, () => readSpindle(big, size)),
       promises: () => readPromises(big, size),
       readSync: async () => readSyncLoop(big, size),
     };
@@ -382,11 +397,11 @@ export async function runIo({ quick, progress }) {
     const l = { spindle: [], promises: [] };
     for (let b = 0; b < P.smallBatches; b++) {
       if (b % 2 === 0) {
-        l.spindle.push(await smallSpindle(files));
+        l.spindle.push(await countingPaths(paths.smallFiles, () => smallSpindle(files)));
         l.promises.push(await smallPromises(files));
       } else {
         l.promises.push(await smallPromises(files));
-        l.spindle.push(await smallSpindle(files));
+        l.spindle.push(await countingPaths(paths.smallFiles, () => smallSpindle(files)));
       }
       await tick();
     }
@@ -422,7 +437,7 @@ export async function runIo({ quick, progress }) {
       loopbackHost: '127.0.0.1',
     },
     results,
-    info: {},
+    info: { fsReadPaths: paths },
     ratios,
   };
 }
@@ -462,5 +477,10 @@ export function reportIo(doc) {
   lines.push(side('(k) file read', r.fileReadSpindle, r.fileReadPromises, 'fs.promises FileHandle.read'));
   lines.push(side('(k) file read', r.fileReadSpindle, r.fileReadSync, 'fs.readSync'));
   lines.push(side('(l) small files', r.smallFilesSpindle, r.smallFilesPromises, 'fs.promises.readFile'));
+  const paths = doc.info.fsReadPaths;
+  if (paths !== undefined) {
+    const how = (c) => `${fmt(c.inlineReads, 0)} inline, ${fmt(c.pooledReads, 0)} threadpool, ${fmt(c.budgetSpent, 0)} budget yields`;
+    lines.push('', `spindle/fs reads (measured batches): (k) ${how(paths.fileRead)}; (l) ${how(paths.smallFiles)}`);
+  }
   return lines;
 }

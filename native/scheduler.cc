@@ -58,6 +58,8 @@ uint32_t Scheduler::create(size_t stack_size) {
 
 void Scheduler::set_running(Context& ctx) {
   running_ = &ctx;
+  inline_ops_ = 0;
+  inline_bytes_ = 0;
   shared_[0] = ctx.is_main ? 0 : static_cast<int32_t>(static_cast<Fiber&>(ctx).handle);
 }
 
