@@ -3,7 +3,7 @@
 // wakes it; the waiter then finds its wait done. Completion always wins over a timeout or an
 // interruption that arrives at the same time, so nothing granted or delivered is ever lost.
 import { TimeoutError } from '../errors.js';
-import { type FiberRecord, endWait, park, waker } from '../runtime.js';
+import { type FiberRecord, parkUntil, waker } from '../runtime.js';
 
 /** One wait of one fiber or async caller. A select waits once on several queues (one entry each). */
 export class Waiter {
@@ -119,22 +119,11 @@ export function blockOn(
   interruptible: boolean,
   blockers?: () => Iterable<FiberRecord>,
 ): boolean {
-  const deadline = timeoutMs >= 0 ? performance.now() + timeoutMs : Infinity;
   try {
-    while (!waiter.done) {
-      const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
-      let timedOut: boolean;
-      try {
-        timedOut = park(self, operation, remaining, interruptible, blockers);
-      } catch (error) {
-        if (waiter.done) return true;
-        throw error;
-      }
-      if (timedOut && !waiter.done) return false;
-    }
-    return true;
-  } finally {
-    endWait(self);
+    return parkUntil(self, waiter, operation, timeoutMs, interruptible, blockers);
+  } catch (error) {
+    if (waiter.done) return true;
+    throw error;
   }
 }
 
