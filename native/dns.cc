@@ -138,7 +138,8 @@ LookupOp* lookup_arg(const Napi::CallbackInfo& info) { return static_cast<Lookup
 // number when the lookup could not even start, or undefined when the environment is going away.
 Napi::Value GetAddrInfoStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto* state = static_cast<std::shared_ptr<DnsState>*>(info.Data());  // freed at teardown: scheduler first
+  // Freed by the teardown hook, which runs after the scheduler is gone: check the scheduler first.
+  auto* state = static_cast<std::shared_ptr<DnsState>*>(info.Data());
   Scheduler* scheduler = scheduler_of(env);
   if (scheduler == nullptr || !(*state)->alive) return io_fail(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {

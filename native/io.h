@@ -78,8 +78,9 @@ size_t io_in_flight(Scheduler* scheduler);
 // The JavaScript surface of an operation (dns.cc, signals.cc): JavaScript holds it as a napi_external
 // and passes that to plain functions (done, cancel, cancelled, then the module's own result getters).
 // Not an ObjectWrap: while a Worker terminates, JavaScript may still make a call or two, and napi_unwrap
-// (like every N-API call that may run JavaScript) then fails, which node-addon-api turns into a fatal
-// error. These only use N-API calls that work during termination, and check the one that may fail.
+// (like every N-API call that first checks that JavaScript may run) then fails, which node-addon-api
+// turns into a fatal error. These only use N-API calls that work during termination, and check the
+// results of those that may not.
 //
 // The external owning `op` (its finalizer calls op->release()), or nullptr when the environment
 // refuses to make one (a terminating Worker): `op` is then deleted at once, so wrap it before starting it.

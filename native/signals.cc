@@ -118,7 +118,8 @@ class SignalOp final : public IoOp {
 // the environment is going away. Raw N-API for the array: no abort while a Worker terminates.
 Napi::Value SignalWaitStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto* state = static_cast<std::shared_ptr<SignalState>*>(info.Data());  // freed at teardown: scheduler first
+  // Freed by the teardown hook, which runs after the scheduler is gone: check the scheduler first.
+  auto* state = static_cast<std::shared_ptr<SignalState>*>(info.Data());
   Scheduler* scheduler = scheduler_of(env);
   if (scheduler == nullptr || !(*state)->alive) return io_fail(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
   uint32_t length = 0;

@@ -19,7 +19,7 @@ export interface IoOperation {
   cancelled(): boolean;
 }
 
-/** A native module's functions over its operations (napi_externals): fs, dns, signals. */
+/** A native module's functions over its operations (napi_externals): dns and signals (fs has the same shape). */
 export interface NativeIo<H> {
   done(op: H): boolean;
   cancel(op: H): void;
