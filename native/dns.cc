@@ -78,7 +78,7 @@ class LookupOp final : public IoOp {
   }
 
   // JavaScript let go of it: free now, or let the callback do it.
-  void release() override {
+  void release(napi_env) override {
     released_ = true;
     if (!in_flight_) delete this;
   }

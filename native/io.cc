@@ -124,7 +124,7 @@ void io_drain(Scheduler* scheduler, void (*done)(void*), void* arg) {
 
 napi_value io_wrap(napi_env env, IoOp* op) {
   napi_value external = nullptr;
-  auto finalize = [](napi_env, void* data, void*) { static_cast<IoOp*>(data)->release(); };
+  auto finalize = [](napi_env env, void* data, void*) { static_cast<IoOp*>(data)->release(env); };
   if (napi_create_external(env, op, finalize, nullptr, &external) != napi_ok) {
     delete op;
     return nullptr;

@@ -32,7 +32,7 @@ class IoOp {
   virtual void cancel() = 0;
   // JavaScript let go of the operation (the finalizer of io_wrap's external): frees it, or leaves that
   // to the libuv callback of an operation still in flight (those override this).
-  virtual void release() { delete this; }
+  virtual void release(napi_env) { delete this; }
 
  protected:
   // From the operation's libuv callback, on the loop thread. A tracked operation leaves the registry
