@@ -76,6 +76,11 @@ export class FiberRecord {
   get label(): string {
     return `#${this.id} '${this.name}'`;
   }
+
+  /** Whether the fiber has finished: what a joiner parks until (a getter, so no narrowing outlives a switch). */
+  get done(): boolean {
+    return this.status === 'done';
+  }
 }
 
 const live = new Map<number, FiberRecord>();
@@ -84,11 +89,6 @@ let nextId = 1;
 let deadlockRounds = 0;
 let deadlockLive = 0;
 const deadlockVictims = new Set<FiberRecord>();
-
-/** Whether the fiber has finished (a function, so narrowing does not outlive a switch). */
-export function isDone(rec: FiberRecord): boolean {
-  return rec.status === 'done';
-}
 
 /** The record of the running fiber, or undefined on the loop thread (or another non-fiber context). */
 export function currentRecord(): FiberRecord | undefined {
@@ -173,7 +173,7 @@ export function onUnobservedFailure(fn: (rec: FiberRecord) => void): void {
   unobservedFailure = fn;
 }
 
-/** Calls `cb` when `rec` finishes (check isDone first), in the fiber's last moments. */
+/** Calls `cb` when `rec` finishes (check rec.done first), in the fiber's last moments. */
 export function onDone(rec: FiberRecord, cb: () => void): void {
   (rec.doneCallbacks ??= []).push(cb);
 }
@@ -297,6 +297,32 @@ export function interruptRecord(rec: FiberRecord, reason: unknown): void {
   if (rec.mode === 'parked' && rec.parkInterruptible) wake(rec);
 }
 
+/**
+ * Parks the running fiber `self` until `until.done` (whoever ends the wait wakes `self` through
+ * waker(self)) or `timeoutMs` elapses (negative: never); returns false on timeout. An interruption (or
+ * DeadlockError) is thrown even if the wait ended at the same moment; sync/waiters.ts's blockOn lets
+ * completion win instead. `blockers` names the fibers that could end the wait, for deadlock reports.
+ */
+export function parkUntil(
+  self: FiberRecord,
+  until: { readonly done: boolean },
+  waitingOn: WaitLabel,
+  timeoutMs: number,
+  interruptible: boolean,
+  blockers?: () => Iterable<FiberRecord>,
+): boolean {
+  const deadline = timeoutMs >= 0 ? performance.now() + timeoutMs : Infinity;
+  try {
+    while (!until.done) {
+      const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
+      if (park(self, waitingOn, remaining, interruptible, blockers) && !until.done) return false;
+    }
+    return true;
+  } finally {
+    endWait(self);
+  }
+}
+
 class Joining {
   constructor(private readonly target: FiberRecord) {}
   toString(): string {
@@ -309,18 +335,12 @@ class Joining {
  * An interruption point when `interruptible`.
  */
 export function awaitDone(self: FiberRecord, target: FiberRecord, timeoutMs: number, interruptible: boolean): boolean {
-  if (isDone(target)) return true;
-  const deadline = timeoutMs >= 0 ? performance.now() + timeoutMs : Infinity;
+  if (target.done) return true;
   const wakeSelf = waker(self);
   onDone(target, wakeSelf);
   try {
-    while (!isDone(target)) {
-      const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
-      if (park(self, new Joining(target), remaining, interruptible, () => [target]) && !isDone(target)) return false;
-    }
-    return true;
+    return parkUntil(self, target, new Joining(target), timeoutMs, interruptible, () => [target]);
   } finally {
-    endWait(self);
     offDone(target, wakeSelf);
   }
 }
