@@ -262,7 +262,7 @@ class FsOp final : public IoOp {
   }
 
   // The JavaScript handle was collected.
-  void release_from_js(napi_env env) {
+  void release(napi_env env) override {
     if (done_) {
       release_buffer(env);
       delete this;
@@ -298,28 +298,15 @@ uv_loop_t* loop_of(napi_env env) {
   return loop;
 }
 
-// Throws an Error with `code`. Raw N-API, ignoring failures: fibers may still run JavaScript while a
-// Worker is being terminated (the environment no longer lets native code throw), and node-addon-api's
-// throwing helpers abort the process when napi_throw fails.
-Napi::Value fail(napi_env env, const char* code, const char* message) {
-  napi_value msg, code_value, error;
-  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) == napi_ok &&
-      napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value) == napi_ok &&
-      napi_create_error(env, code_value, msg, &error) == napi_ok) {
-    napi_throw(env, error);
-  }
-  return Napi::Value();
-}
-
 // The scheduler, when a fiber runs; otherwise nullptr with an exception pending.
 Scheduler* fiber_scheduler(const Napi::CallbackInfo& info) {
   Scheduler* scheduler = scheduler_of(info.Env());
   if (scheduler == nullptr) {
-    fail(info.Env(), "ERR_FIBER_TERMINATING", "spindle's native core is not running (not initialized, or torn down)");
+    io_fail(info.Env(), "ERR_FIBER_TERMINATING", "spindle's native core is not running (not initialized, or torn down)");
     return nullptr;
   }
   if (scheduler->running_handle() == 0) {
-    fail(info.Env(), "ERR_NOT_IN_FIBER", "file system operations suspend the current fiber and must run inside one");
+    io_fail(info.Env(), "ERR_NOT_IN_FIBER", "file system operations suspend the current fiber and must run inside one");
     return nullptr;
   }
   return scheduler;
@@ -331,25 +318,8 @@ FsOp* new_op(const Napi::CallbackInfo& info, Kind kind) {
   return scheduler == nullptr ? nullptr : new FsOp(*scheduler, kind);
 }
 
-// The JavaScript handle of a new operation (before it starts), or nullptr (the operation deleted) when
-// the environment refuses to create one (a terminating Worker): JavaScript then gets undefined.
-napi_value wrap(napi_env env, FsOp* op) {
-  napi_value handle = nullptr;
-  auto finalize = [](napi_env e, void* data, void*) { static_cast<FsOp*>(data)->release_from_js(e); };
-  if (napi_create_external(env, op, finalize, nullptr, &handle) != napi_ok) {
-    delete op;
-    return nullptr;
-  }
-  return handle;
-}
-
-FsOp* unwrap(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsExternal()) {
-    fail(info.Env(), "ERR_INVALID_ARG_TYPE", "expected a file system operation");
-    return nullptr;
-  }
-  return info[0].As<Napi::External<FsOp>>().Data();
-}
+// The operation behind argument 0, or nullptr with an exception pending.
+FsOp* unwrap(const Napi::CallbackInfo& info) { return static_cast<FsOp*>(io_arg(info)); }
 
 std::string str(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::String>().Utf8Value(); }
 int32_t i32(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
@@ -397,7 +367,7 @@ bool view(const Napi::CallbackInfo& info, size_t i, char** data, size_t* length)
     *data = static_cast<char*>(base);
     return true;
   }
-  fail(info.Env(), "ERR_INVALID_ARG_TYPE", "expected a Buffer, TypedArray or DataView");
+  io_fail(info.Env(), "ERR_INVALID_ARG_TYPE", "expected a Buffer, TypedArray or DataView");
   return false;
 }
 
@@ -405,7 +375,7 @@ bool view(const Napi::CallbackInfo& info, size_t i, char** data, size_t* length)
 #define START(kind, call)                        \
   FsOp* op = new_op(info, kind);                 \
   if (op == nullptr) return Napi::Value();       \
-  napi_value handle = wrap(info.Env(), op);      \
+  napi_value handle = io_wrap(info.Env(), op);      \
   if (handle == nullptr) return Napi::Value();   \
   op->started(call);                             \
   return Napi::Value(info.Env(), handle)
@@ -432,7 +402,7 @@ Napi::Value ReadWrite(const Napi::CallbackInfo& info, bool write) {
   const int64_t offset = i64(info, 2);
   const int64_t count = i64(info, 3);
   if (offset < 0 || count < 0 || static_cast<uint64_t>(offset + count) > length) {
-    return fail(info.Env(), "ERR_OUT_OF_RANGE", "offset and length exceed the buffer");
+    return io_fail(info.Env(), "ERR_OUT_OF_RANGE", "offset and length exceed the buffer");
   }
   const int fd = i32(info, 0);
   const int64_t position = i64(info, 4);
@@ -446,7 +416,7 @@ Napi::Value ReadWrite(const Napi::CallbackInfo& info, bool write) {
     bump(counters.pooled_reads);
   }
   auto* op = new FsOp(*scheduler, Kind::kPlain);
-  napi_value handle = wrap(info.Env(), op);
+  napi_value handle = io_wrap(info.Env(), op);
   if (handle == nullptr) return Napi::Value();
   uv_buf_t buf = uv_buf_init(data + offset, static_cast<unsigned int>(count));
   const int rc = write ? uv_fs_write(loop_of(info.Env()), op->req(), fd, &buf, 1, position, FsOp::on_done)
@@ -523,22 +493,6 @@ Napi::Value Realpath(const Napi::CallbackInfo& info) {
 
 #undef START
 
-Napi::Value Done(const Napi::CallbackInfo& info) {
-  FsOp* op = unwrap(info);
-  return op == nullptr ? Napi::Value() : Napi::Boolean::New(info.Env(), op->done());
-}
-
-Napi::Value Cancel(const Napi::CallbackInfo& info) {
-  FsOp* op = unwrap(info);
-  if (op != nullptr) op->cancel();
-  return info.Env().Undefined();
-}
-
-Napi::Value Cancelled(const Napi::CallbackInfo& info) {
-  FsOp* op = unwrap(info);
-  return op == nullptr ? Napi::Value() : Napi::Boolean::New(info.Env(), op->done() && op->cancelled());
-}
-
 double ms(const uv_timespec_t& t) { return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6; }
 
 // result(op, out?): once done. A negative number is the libuv error (errno). Otherwise: stat
@@ -549,7 +503,7 @@ Napi::Value Result(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   FsOp* op = unwrap(info);
   if (op == nullptr) return Napi::Value();
-  if (!op->done()) return fail(env, "ERR_FIBER_STATE", "the file system operation is still in flight");
+  if (!op->done()) return io_fail(env, "ERR_FIBER_STATE", "the file system operation is still in flight");
   op->release_buffer(env);
   const int64_t result = op->result();
   if (result < 0) return Napi::Number::New(env, static_cast<double>(result));
@@ -558,10 +512,10 @@ Napi::Value Result(const Napi::CallbackInfo& info) {
     case Kind::kOpen:
       return Napi::Number::New(env, static_cast<double>(result));
     case Kind::kStat: {
-      if (info.Length() < 2 || !info[1].IsTypedArray()) return fail(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array");
+      if (info.Length() < 2 || !info[1].IsTypedArray()) return io_fail(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array");
       Napi::TypedArray arr = info[1].As<Napi::TypedArray>();
       if (arr.TypedArrayType() != napi_float64_array || arr.ElementLength() < 14) {
-        return fail(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array of 14");
+        return io_fail(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array of 14");
       }
       double* out = arr.As<Napi::Float64Array>().Data();
       const uv_stat_t& s = op->req()->statbuf;
@@ -667,9 +621,7 @@ void register_fs(Napi::Env env, Napi::Object exports) {
   fs.Set("copyfile", Napi::Function::New(env, Copyfile, "copyfile"));
   fs.Set("access", Napi::Function::New(env, Access, "access"));
   fs.Set("realpath", Napi::Function::New(env, Realpath, "realpath"));
-  fs.Set("done", Napi::Function::New(env, Done, "done"));
-  fs.Set("cancel", Napi::Function::New(env, Cancel, "cancel"));
-  fs.Set("cancelled", Napi::Function::New(env, Cancelled, "cancelled"));
+  io_define_common(env, fs);
   fs.Set("result", Napi::Function::New(env, Result, "result"));
   fs.Set("inFlight", Napi::Function::New(env, InFlight, "inFlight"));
   fs.Set("size", Napi::Function::New(env, Size, "size"));

@@ -40,7 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 
 import { NotInFiberError, TimeoutError, invalidArg, outOfRange } from '../errors.js';
-import { type IoOperation, awaitIo } from '../io/wait.js';
+import { NativeOp, awaitIo } from '../io/wait.js';
 import { native } from '../native.js';
 import { type FiberRecord, checkInterruptOf, currentRecord, endWait, park, waker } from '../runtime.js';
 
@@ -109,19 +109,6 @@ const fsNative = (native as unknown as { fs: FsNative }).fs;
 /** What `fsNative.read` returns when the fiber spent its inline budget: yield to the loop, then call again. */
 const YIELD = -1;
 
-class NativeOp implements IoOperation {
-  constructor(readonly handle: OpHandle) {}
-  done(): boolean {
-    return fsNative.done(this.handle);
-  }
-  cancel(): void {
-    fsNative.cancel(this.handle);
-  }
-  cancelled(): boolean {
-    return fsNative.cancelled(this.handle);
-  }
-}
-
 /** One public call in progress: its fiber, its name (for errors and timeouts) and its deadline. */
 class Call {
   readonly deadline: number;
@@ -153,8 +140,7 @@ class Call {
       begun = start();
     }
     if (typeof begun === 'number') return begun;
-    const handle = started(begun);
-    const op = new NativeOp(handle);
+    const op = new NativeOp(fsNative, begun);
     if (!op.done()) {
       try {
         awaitIo(this.self, op, waitingOn, remaining, this.operation);
@@ -163,7 +149,7 @@ class Call {
         throw error;
       }
     }
-    return fsNative.result(handle, out);
+    return fsNative.result(op.handle, out);
   }
 
   /** Like wait, for operations whose result is a number; a negative one is thrown as a Node error. */
@@ -172,14 +158,6 @@ class Call {
     if (r < 0) throw uvError(r, syscall, p, dest);
     return r;
   }
-}
-
-/** The handle of a started operation; undefined means the environment is shutting down. */
-function started(handle: OpHandle | undefined): OpHandle {
-  if (handle === undefined) {
-    throw Object.assign(new Error('the environment is shutting down: no more file system operations'), { code: 'ERR_FIBER_TERMINATING' });
-  }
-  return handle;
 }
 
 function begin(operation: string, opts: TimeoutOptions | undefined, optsName = 'options'): Call {
@@ -195,7 +173,7 @@ function begin(operation: string, opts: TimeoutOptions | undefined, optsName = '
 
 // Waits for an operation that must complete (close): not an interruption point, no timeout.
 function waitUninterruptibly(self: FiberRecord, start: OpHandle | undefined, waitingOn: string): number {
-  const handle = started(start);
+  const { handle } = new NativeOp(fsNative, start);
   while (!fsNative.done(handle)) park(self, waitingOn, -1, false);
   return fsNative.result(handle) as number;
 }
