@@ -126,6 +126,8 @@ napi_value io_wrap(napi_env env, IoOp* op) {
   napi_value external = nullptr;
   auto finalize = [](napi_env env, void* data, void*) { static_cast<IoOp*>(data)->release(env); };
   if (napi_create_external(env, op, finalize, nullptr, &external) != napi_ok) {
+    // Only an environment that is going away refuses: stop the fiber rather than let it retry.
+    if (Scheduler* scheduler = scheduler_of(env)) scheduler->environment_stopping();
     delete op;
     return nullptr;
   }

@@ -75,6 +75,11 @@ class Scheduler final : public FiberHost {
   // The switch backend in use ("carrier" or "same-thread") and why it was chosen.
   const BackendChoice& backend_choice() const { return backend_choice_; }
 
+  // The environment is going away before teardown (its loop was asked to stop; N-API refuses to make
+  // values): no fiber runs any more, and a running one is terminated. An error it could catch would let
+  // a fiber that retries in a loop spin forever, and the environment would never finish stopping.
+  void environment_stopping();
+
   // Environment teardown, on the loop thread: unwind every live fiber, stop the threads, close the
   // libuv handles; done(arg) runs when libuv is finished with them and the scheduler can be deleted.
   void teardown(void (*done)(void*), void* arg);
