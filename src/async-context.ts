@@ -42,6 +42,7 @@ function loadAsyncWrap(): AsyncWrap | undefined {
 }
 
 const aw = loadAsyncWrap();
+const { kStackLength: STACK_LENGTH = 0, kExecutionAsyncId: EXECUTION_ID = 0, kTriggerAsyncId: TRIGGER_ID = 0 } = aw?.constants ?? {};
 
 /** One level of the async id stack. */
 interface Level {
@@ -50,10 +51,51 @@ interface Level {
   resource: object;
 }
 
+// A fiber takes its levels off and puts them back at every suspension. Those it puts back itself are
+// pushed and popped as Node's own JavaScript pushes and pops the levels it opens
+// (lib/internal/async_hooks.js pushAsyncContext, popAsyncContext): the ids go straight into the
+// binding's typed arrays, and the binding is called only to grow its id stack. Levels opened while the
+// fiber ran (runInAsyncScope, or native code) are popped by the binding, which also trims its native
+// list of resources.
+
+function pushLevel(a: AsyncWrap, level: Level): void {
+  const offset = a.async_hook_fields[STACK_LENGTH];
+  const stack = a.async_ids_stack; // replaced when the binding grows it: read it each time
+  if (offset * 2 >= stack.length) {
+    a.pushAsyncContext(level.id, level.trigger, level.resource);
+  } else {
+    const ids = a.async_id_fields;
+    stack[offset * 2] = ids[EXECUTION_ID];
+    stack[offset * 2 + 1] = ids[TRIGGER_ID];
+    a.async_hook_fields[STACK_LENGTH] = offset + 1;
+    ids[EXECUTION_ID] = level.id;
+    ids[TRIGGER_ID] = level.trigger;
+  }
+  a.execution_async_resources[offset] = level.resource;
+}
+
+/** Pops the top level, at `offset`, which pushLevel pushed. */
+function popLevel(a: AsyncWrap, offset: number): void {
+  const resources = a.execution_async_resources;
+  const ids = a.async_id_fields;
+  const stack = a.async_ids_stack;
+  ids[EXECUTION_ID] = stack[2 * offset];
+  ids[TRIGGER_ID] = stack[2 * offset + 1];
+  if (resources.length === offset + 1) resources.pop();
+  else resources.length = offset;
+  a.async_hook_fields[STACK_LENGTH] = offset;
+}
+
 /** Per-fiber async state, kept on the fiber's record. */
 export class FiberAsyncState {
-  /** The levels this fiber has on the stack while it runs; saved while it does not. */
-  private saved: Level[];
+  /**
+   * While the fiber does not run: the levels it has on the stack when it runs, the first `count` of
+   * this array (the objects are reused from one suspension to the next; the first is the fiber's own).
+   */
+  private readonly levels: Level[];
+  private count: number;
+  /** How many levels enter() pushed (at `base` and up). */
+  private pushed = 0;
   /** Stack depth (or, without stack access, the execution id) when the fiber last got to run. */
   private base = 0;
 
@@ -62,9 +104,11 @@ export class FiberAsyncState {
       // Created in the spawner's context: AsyncLocalStorage copies the spawner's stores into it.
       const resource = new AsyncResource('SpindleFiber', { requireManualDestroy: true });
       (resource as unknown as { fiberName: string }).fiberName = name;
-      this.saved = [{ id: resource.asyncId(), trigger: resource.triggerAsyncId(), resource }];
+      this.levels = [{ id: resource.asyncId(), trigger: resource.triggerAsyncId(), resource }];
+      this.count = 1;
     } else {
-      this.saved = [];
+      this.levels = [];
+      this.count = 0;
     }
   }
 
@@ -74,16 +118,12 @@ export class FiberAsyncState {
       this.base = executionAsyncId();
       return;
     }
-    const { kStackLength } = aw.constants;
-    this.base = aw.async_hook_fields[kStackLength];
-    for (const level of this.saved) {
-      // The binding's push records ids only; resources of JS-pushed levels live in this array (as
-      // Node's own JS push does), and the binding's pop truncates it again.
-      const offset = aw.async_hook_fields[kStackLength];
-      aw.pushAsyncContext(level.id, level.trigger, level.resource);
-      aw.execution_async_resources[offset] = level.resource;
-    }
-    this.saved.length = 0;
+    this.base = aw.async_hook_fields[STACK_LENGTH];
+    const count = this.count;
+    for (let i = 0; i < count; i++) pushLevel(aw, this.levels[i]);
+    this.pushed = count;
+    this.count = 0;
+    if (count > 1) this.levels.length = 1; // hold no resource of a scope opened in the fiber
   }
 
   /**
@@ -98,27 +138,38 @@ export class FiberAsyncState {
       }
       return;
     }
-    const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = aw.constants;
-    const depth = aw.async_hook_fields[kStackLength];
-    const levels: Level[] = [];
-    for (let i = this.base; i < depth; i++) {
+    const base = this.base;
+    const depth = aw.async_hook_fields[STACK_LENGTH];
+    const levels = this.levels;
+    for (let i = base; i < depth; i++) {
       const top = i === depth - 1;
-      levels.push({
-        id: top ? aw.async_id_fields[kExecutionAsyncId] : aw.async_ids_stack[2 * (i + 1)],
-        trigger: top ? aw.async_id_fields[kTriggerAsyncId] : aw.async_ids_stack[2 * (i + 1) + 1],
-        resource: aw.execution_async_resources[i] ?? aw.executionAsyncResource(i),
-      });
+      const id = top ? aw.async_id_fields[EXECUTION_ID] : aw.async_ids_stack[2 * (i + 1)];
+      const trigger = top ? aw.async_id_fields[TRIGGER_ID] : aw.async_ids_stack[2 * (i + 1) + 1];
+      const resource = aw.execution_async_resources[i] ?? aw.executionAsyncResource(i);
+      const level = levels[i - base];
+      if (level === undefined) {
+        levels.push({ id, trigger, resource });
+      } else {
+        level.id = id;
+        level.trigger = trigger;
+        level.resource = resource;
+      }
     }
-    for (let i = levels.length - 1; i >= 0; i--) aw.popAsyncContext(levels[i].id);
-    this.saved = levels;
+    for (let i = depth - 1; i >= base; i--) {
+      if (i < base + this.pushed) popLevel(aw, i);
+      else aw.popAsyncContext(levels[i - base].id);
+    }
+    this.pushed = 0;
+    this.count = Math.max(0, depth - base);
   }
 
   /** The fiber ended: take its levels off for good and release its resource. Never throws. */
   exit(): void {
     if (!aw) return;
     this.leave('exit');
-    const first = this.saved[0];
-    this.saved = [];
+    const first = this.count > 0 ? this.levels[0] : undefined;
+    this.count = 0;
+    this.levels.length = 0;
     if (first !== undefined && first.resource instanceof AsyncResource) first.resource.emitDestroy();
   }
 }
