@@ -5,10 +5,16 @@
 //
 // Reading: a connected socket reads ahead into a bounded buffer (kReadBuffer). When the buffer is full,
 // reading stops (uv_read_stop), so the kernel's receive window fills and the peer's writes slow down.
-// A read takes buffered bytes without waiting; with nothing buffered it parks, and libuv then reads
+// A read takes buffered bytes without waiting. With nothing buffered it may first read the socket
+// itself (a non-blocking read(2) into the caller's buffer, see direct_read: only while libuv is
+// reading, so libuv's state stays what it would be); otherwise it parks, and libuv then reads
 // directly into the caller's buffer (alloc_cb hands it out): zero-copy. Cancelling a parked read is
 // immediate and loses nothing (bytes only ever land in the caller's buffer together with the
 // completion of its read).
+//
+// Waiting: netWait(h, slot, timeout) parks the calling fiber until the slot's operation completes and
+// returns its result in the same call (JavaScript does the park's bookkeeping around it), so a read
+// that has to wait costs two calls (netRead, netWait) and a write that the kernel takes at once one.
 //
 // Writing: uv_try_write first (no suspension when the kernel takes everything); the rest goes to one
 // uv_write that references the caller's memory (JavaScript keeps it alive: its fiber is parked until
@@ -28,6 +34,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -36,6 +43,10 @@
 
 #include "io.h"
 
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
+
 namespace spindle {
 namespace {
 
@@ -43,6 +54,12 @@ constexpr double kPending = -1000001;   // an operation was started: await it, t
 constexpr double kClosed = -1000002;    // the socket (or server) was closed by close()
 constexpr double kReady = -1000003;     // accept(): a connection is ready, take it with acceptResult()
 constexpr size_t kReadBuffer = 64 * 1024;
+// Direct reads: after this many misses in a row (nothing there), only every kDirectProbe-th read
+// tries, so a socket whose data always arrives later (many connections ping-ponging) pays one
+// failed read(2) per kDirectProbe reads, and one whose data is often there already (a single busy
+// connection) skips the park, the loop iteration and both switches.
+constexpr uint8_t kDirectMissLimit = 2;
+constexpr uint8_t kDirectProbe = 16;
 
 enum Slot { kReadSlot = 0, kWriteSlot = 1 };
 enum class OpType { kRead, kAccept, kWrite, kShutdown, kConnect };
@@ -112,6 +129,8 @@ struct Handle {
   int rerr = 0;
   char* rdst = nullptr;  // the parked reader's buffer (zero-copy target)
   size_t rdst_len = 0;
+  uint8_t direct_misses = 0;  // direct reads in a row that found nothing (saturates)
+  uint8_t direct_skips = 0;   // reads that did not try since the last try
   // Listening.
   int waiting_conns = 0;
   int accept_err = 0;
@@ -268,6 +287,40 @@ void start_reading(Handle* h) {
   int err = uv_read_start(&h->u.stream, on_alloc, on_read);
   if (err != 0) h->rerr = err;
   else h->reading = true;
+}
+
+// A non-blocking read(2) into `dst` before parking: the bytes (> 0), an error (< 0, then reading
+// stops as libuv would stop it), or UV_EAGAIN when it did not try or found nothing. Only while libuv
+// reads the socket (so it is open, connected, not at EOF) and nothing is buffered, so the order of
+// the bytes is kept; libuv keeps no count of what the socket holds, so reading it here leaves its
+// state as it was (its next read of the socket gets EAGAIN, or the bytes that came after). EOF is
+// left to libuv: the read returns 0 again there, and libuv's EOF handling (its read stop and flags)
+// runs as usual, completing the parked read with 0.
+ssize_t direct_read(Handle* h, char* dst, size_t length) {
+#if defined(_WIN32)
+  (void)h, (void)dst, (void)length;
+  return UV_EAGAIN;
+#else
+  if (!h->reading || h->closing || h->rlen > 0) return UV_EAGAIN;
+  if (h->direct_misses >= kDirectMissLimit && ++h->direct_skips < kDirectProbe) return UV_EAGAIN;
+  h->direct_skips = 0;
+  uv_os_fd_t fd;
+  if (uv_fileno(&h->u.handle, &fd) != 0) return UV_EAGAIN;
+  ssize_t n;
+  do n = ::read(fd, dst, length);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    h->direct_misses = 0;
+    return n;
+  }
+  if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (h->direct_misses < UINT8_MAX) h->direct_misses++;
+    return UV_EAGAIN;
+  }
+  h->rerr = uv_translate_sys_error(errno);
+  stop_reading(h);
+  return h->rerr;
+#endif
 }
 
 // ---- requests ----
@@ -441,6 +494,8 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   }
   if (h->rerr != 0) return num(env, h->rerr);
   if (h->eof || length == 0) return num(env, 0);
+  ssize_t n = direct_read(h, dst, length);
+  if (n != UV_EAGAIN) return num(env, static_cast<double>(n));
   start(env, h, kReadSlot, OpType::kRead);
   h->rdst = dst;
   h->rdst_len = length;
@@ -604,6 +659,28 @@ Napi::Value OpResult(const Napi::CallbackInfo& info) {
   return num(env, r);
 }
 
+// netWait(h, slot, timeoutMs): parks the calling fiber until the slot's operation is done, then takes
+// its result as netOpResult does. kPending when the fiber was woken before that (an interruption, a
+// deadlock report, the timeout) or could not park: the operation is still in flight, and JavaScript
+// goes on with the general wait (awaitIo), which cancels it if it must.
+Napi::Value Wait(const Napi::CallbackInfo& info) {
+  HANDLE_OR_RETURN();
+  uint32_t slot = info[1].As<Napi::Number>().Uint32Value();
+  if (slot >= 2 || !h->ops[slot]) return num(env, kClosed);
+  if (!h->ops[slot]->done()) {
+    // While parked, `h` stays alive: info[0] holds its external, so it cannot be finalized. The
+    // operation stays in its slot: only this fiber's calls (serialized per slot) take or replace it.
+    Scheduler* scheduler = scheduler_of(env);
+    WakeReason reason = kWoken;
+    double timeout = info[2].As<Napi::Number>().DoubleValue();
+    if (scheduler == nullptr || scheduler->park(timeout, &reason) != Status::kOk) return num(env, kPending);
+    if (!h->ops[slot] || !h->ops[slot]->done()) return num(env, kPending);
+  }
+  double r = h->ops[slot]->result;
+  h->ops[slot].reset();
+  return num(env, r);
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
   Handle* h = handle_arg(info);
   if (h != nullptr) close_handle(h);
@@ -684,7 +761,7 @@ void register_tcp(Napi::Env env, Napi::Object exports) {
       {"open", Open},         {"read", Read},           {"write", Write},           {"written", Written},
       {"shutdown", Shutdown}, {"connect", Connect},     {"listen", Listen},         {"accept", Accept},
       {"acceptResult", AcceptResult}, {"opDone", OpDone}, {"opCancel", OpCancel}, {"opCancelled", OpCancelled},
-      {"opResult", OpResult}, {"close", Close},         {"setNoDelay", SetNoDelay}, {"setKeepAlive", SetKeepAlive},
+      {"opResult", OpResult}, {"wait", Wait},           {"close", Close},         {"setNoDelay", SetNoDelay}, {"setKeepAlive", SetKeepAlive},
       {"sockname", SockName}, {"peername", PeerName},   {"buffered", Buffered},
   };
   for (const auto& [name, fn] : fns) net.Set(name, Napi::Function::New(env, fn, name));
