@@ -2,12 +2,16 @@
 // spindle benchmark CLI (`npm run bench`).
 //
 //   node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io]
+//                      [--io tcp,file,small] [--connections 1,10,100]
 //
 //   --quick      fewer iterations and batches: a smoke test, numbers are rough
 //   --json-only  print only the JSON document on stdout (no table, no progress on stderr)
 //   --out-dir    where to write <ISO-date>-node<major>.json and latest.json (default bench/results)
 //   --only       run one section: core (bench/core.mjs), sync (bench/sync.mjs), fibers
 //                (bench/fibers-compat.mjs) or io (bench/io.mjs); default all
+//   --io         the parts of the io section to run, comma-separated: tcp (j), file (k), small (l);
+//                default all three (`--only io --io tcp` measures TCP echo alone)
+//   --connections  the connection counts of (j), comma-separated; default 1,10,100 (the target is at 100)
 //
 // Sections (each measurement the median of several batches; the machines this runs on are noisy):
 //   core (bench/core.mjs), the fiber switch:
@@ -36,11 +40,23 @@ import { parseArgs } from 'node:util';
 import { fmt, lpad, pad } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const USAGE = 'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io]\n';
+const USAGE =
+  'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io] [--io tcp,file,small] [--connections 1,10,100]\n';
 const SECTIONS = ['core', 'sync', 'fibers', 'io'];
 
 // ---------------------------------------------------------------------------------------------------
 // Options
+
+/** A comma-separated option: its values (each in `allowed`, or a positive integer when `allowed` is null), or undefined when absent. */
+function listOption(value, name, allowed, parse) {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((v) => v.trim());
+  const bad = list.find((v) => (allowed ? !allowed.includes(v) : !(Number.isInteger(Number(v)) && Number(v) > 0)));
+  if (list.length === 0 || bad !== undefined) {
+    throw new Error(`${name}: expected ${allowed ? `a comma-separated list of ${allowed.join(', ')}` : 'a comma-separated list of positive integers'}, got '${value}'`);
+  }
+  return [...new Set(list.map(parse))];
+}
 
 let args;
 try {
@@ -50,11 +66,15 @@ try {
       'json-only': { type: 'boolean', default: false },
       'out-dir': { type: 'string' },
       only: { type: 'string' },
+      io: { type: 'string' },
+      connections: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   }).values;
   if (args.only !== undefined && !SECTIONS.includes(args.only)) throw new Error(`--only: expected one of ${SECTIONS.join(', ')}, got '${args.only}'`);
+  args.ioParts = listOption(args.io, '--io', ['tcp', 'file', 'small'], (v) => v);
+  args.connectionCounts = listOption(args.connections, '--connections', null, Number);
 } catch (err) {
   process.stderr.write(`${err.message}\n${USAGE}`);
   process.exit(2);
@@ -119,7 +139,7 @@ async function main() {
 
   if (sections.includes('io')) {
     const { runIo, reportIo } = await import('./io.mjs');
-    const io = await runIo({ quick, progress });
+    const io = await runIo({ quick, progress, parts: args.ioParts, connections: args.connectionCounts });
     params.io = io.params;
     Object.assign(results, io.results);
     ratios.push(...io.ratios);

@@ -73,10 +73,16 @@ export function isDone(rec: FiberRecord): boolean {
   return rec.status === 'done';
 }
 
+/** The record currentRecord() found last (or endPark() set): a fiber mostly asks again before it switches. */
+let lastRecord: FiberRecord | undefined;
+
 /** The record of the running fiber, or undefined on the loop thread (or another non-fiber context). */
 export function currentRecord(): FiberRecord | undefined {
   const handle = shared[0];
-  return handle === 0 ? undefined : live.get(handle);
+  if (handle === 0) return undefined;
+  if (lastRecord !== undefined && lastRecord.handle === handle) return lastRecord;
+  lastRecord = live.get(handle);
+  return lastRecord;
 }
 
 /** The running fiber's record; throws NotInFiberError when there is none. */
@@ -131,6 +137,7 @@ function complete(rec: FiberRecord, outcome: Outcome): void {
   rec.mode = null;
   rec.waitingOn = null;
   live.delete(rec.handle);
+  if (lastRecord === rec) lastRecord = undefined; // its handle may come back (generations wrap)
   if (!outcome.ok && outcome.error instanceof FiberInterruptedError && rec.interrupted) rec.interruptionCaught = true;
   const callbacks = rec.onDone;
   rec.onDone = [];
@@ -223,6 +230,7 @@ export function beginPark(self: FiberRecord, waitingOn: string, interruptible: b
 
 /** The bookkeeping of park() after the native suspension returned (or threw): the fiber runs again. */
 export function endPark(self: FiberRecord): void {
+  lastRecord = self;
   self.async.enter();
   self.status = 'running';
   self.mode = null;
