@@ -38,6 +38,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -135,14 +136,17 @@ struct Handle {
   int waiting_conns = 0;
   int accept_err = 0;
   Handle* accepted = nullptr;
-  // Operations in flight (or completed, result not yet taken): one per slot.
-  std::unique_ptr<NetOp> ops[2];
+  // Operations in flight (or completed, result not yet taken): one per slot, in place (a read that
+  // waits allocates nothing).
+  std::optional<NetOp> ops[2];
   uv_write_t wreq;
   uv_shutdown_t sreq;
   uv_connect_t creq;
   size_t wimmediate = 0;   // bytes of the current write that uv_try_write took
   size_t wqueued = 0;      // bytes of it given to uv_write
   double wpartial = -1;    // bytes of it that reached the kernel, fixed when the socket closed under it
+
+  NetOp* op(int slot) { return ops[slot] ? &*ops[slot] : nullptr; }
 
   Handle(Registry* r, bool pipe) : reg(r), is_pipe(pipe) {
     if (pipe) uv_pipe_init(r->loop, &u.pipe, 0);
@@ -191,9 +195,9 @@ double write_progress(Handle* h) {
 void close_handle(Handle* h) {
   if (h->closing) return;
   h->closing = true;
-  NetOp* w = h->ops[kWriteSlot].get();
+  NetOp* w = h->op(kWriteSlot);
   if (w != nullptr && !w->done() && w->type() == OpType::kWrite) h->wpartial = write_progress(h);
-  NetOp* r = h->ops[kReadSlot].get();
+  NetOp* r = h->op(kReadSlot);
   if (r != nullptr && !r->done()) {
     h->rdst = nullptr;
     r->complete(kClosed, false);
@@ -251,7 +255,7 @@ void stop_reading(Handle* h) {
 
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* h = static_cast<Handle*>(stream->data);
-  NetOp* op = h->ops[kReadSlot].get();
+  NetOp* op = h->op(kReadSlot);
   bool reader = op != nullptr && !op->done() && op->type() == OpType::kRead && h->rdst != nullptr;
   if (nread > 0) {
     if (reader && buf->base == h->rdst) {
@@ -327,7 +331,7 @@ ssize_t direct_read(Handle* h, char* dst, size_t length) {
 
 void on_write(uv_write_t* req, int status) {
   auto* h = static_cast<Handle*>(req->data);
-  NetOp* op = h->ops[kWriteSlot].get();
+  NetOp* op = h->op(kWriteSlot);
   if (op == nullptr || op->done()) return;
   if (status == 0) {
     op->complete(static_cast<double>(h->wimmediate + h->wqueued), false);
@@ -340,7 +344,7 @@ void on_write(uv_write_t* req, int status) {
 
 void on_shutdown(uv_shutdown_t* req, int status) {
   auto* h = static_cast<Handle*>(req->data);
-  NetOp* op = h->ops[kWriteSlot].get();
+  NetOp* op = h->op(kWriteSlot);
   if (op == nullptr || op->done()) return;
   if (status == UV_ECANCELED && op->cancel_requested) op->complete(status, true);
   else op->complete(status == UV_ECANCELED && h->closing ? kClosed : status, false);
@@ -348,7 +352,7 @@ void on_shutdown(uv_shutdown_t* req, int status) {
 
 void on_connect(uv_connect_t* req, int status) {
   auto* h = static_cast<Handle*>(req->data);
-  NetOp* op = h->ops[kWriteSlot].get();
+  NetOp* op = h->op(kWriteSlot);
   if (op == nullptr || op->done()) return;
   if (status == 0) {
     start_reading(h);
@@ -376,7 +380,7 @@ int accept_one(Handle* server, Handle** out) {
 void on_connection(uv_stream_t* stream, int status) {
   auto* h = static_cast<Handle*>(stream->data);
   if (h->closing) return;
-  NetOp* op = h->ops[kReadSlot].get();
+  NetOp* op = h->op(kReadSlot);
   bool waiting = op != nullptr && !op->done() && op->type() == OpType::kAccept;
   if (status < 0) {
     if (waiting) op->complete(status, false);
@@ -456,8 +460,7 @@ char* bytes_arg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 NetOp* start(Napi::Env env, Handle* h, Slot slot, OpType type) {
-  h->ops[slot].reset(new NetOp(*scheduler_of(env), h, type));
-  return h->ops[slot].get();
+  return &h->ops[slot].emplace(*scheduler_of(env), h, type);
 }
 
 #define HANDLE_OR_RETURN()                               \
@@ -627,7 +630,7 @@ Napi::Value AcceptResult(const Napi::CallbackInfo& info) {
 
 NetOp* op_arg(const Napi::CallbackInfo& info, Handle* h) {
   uint32_t slot = info[1].As<Napi::Number>().Uint32Value();
-  return slot < 2 ? h->ops[slot].get() : nullptr;
+  return slot < 2 ? h->op(slot) : nullptr;
 }
 
 Napi::Value OpDone(const Napi::CallbackInfo& info) {
