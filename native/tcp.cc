@@ -59,8 +59,12 @@ constexpr size_t kReadBuffer = 64 * 1024;
 // tries, so a socket whose data always arrives later (many connections ping-ponging) pays one
 // failed read(2) per kDirectProbe reads, and one whose data is often there already (a single busy
 // connection) skips the park, the loop iteration and both switches.
+// And after kDirectStreak direct reads in a row without a park, the next read parks (libuv reads for
+// it in the loop's next turn), so a reader whose peer always has more never keeps the loop, its
+// timers and the other fibers waiting: the read-ahead buffer bounds the buffered path the same way.
 constexpr uint8_t kDirectMissLimit = 2;
 constexpr uint8_t kDirectProbe = 16;
+constexpr uint8_t kDirectStreak = 64;
 
 enum Slot { kReadSlot = 0, kWriteSlot = 1 };
 enum class OpType { kRead, kAccept, kWrite, kShutdown, kConnect };
@@ -132,6 +136,7 @@ struct Handle {
   size_t rdst_len = 0;
   uint8_t direct_misses = 0;  // direct reads in a row that found nothing (saturates)
   uint8_t direct_skips = 0;   // reads that did not try since the last try
+  uint8_t direct_streak = 0;  // direct reads that returned bytes since the last park
   // Listening.
   int waiting_conns = 0;
   int accept_err = 0;
@@ -305,7 +310,7 @@ ssize_t direct_read(Handle* h, char* dst, size_t length) {
   (void)h, (void)dst, (void)length;
   return UV_EAGAIN;
 #else
-  if (!h->reading || h->closing || h->rlen > 0) return UV_EAGAIN;
+  if (!h->reading || h->closing || h->rlen > 0 || h->direct_streak >= kDirectStreak) return UV_EAGAIN;
   if (h->direct_misses >= kDirectMissLimit && ++h->direct_skips < kDirectProbe) return UV_EAGAIN;
   h->direct_skips = 0;
   uv_os_fd_t fd;
@@ -315,6 +320,7 @@ ssize_t direct_read(Handle* h, char* dst, size_t length) {
   while (n < 0 && errno == EINTR);
   if (n > 0) {
     h->direct_misses = 0;
+    h->direct_streak++;
     return n;
   }
   if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -499,6 +505,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   if (h->eof || length == 0) return num(env, 0);
   ssize_t n = direct_read(h, dst, length);
   if (n != UV_EAGAIN) return num(env, static_cast<double>(n));
+  h->direct_streak = 0;
   start(env, h, kReadSlot, OpType::kRead);
   h->rdst = dst;
   h->rdst_len = length;

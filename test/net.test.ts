@@ -329,6 +329,30 @@ describe('a read that finds its bytes in the kernel', () => {
     });
   });
 
+  it('still lets the loop and the other fibers run every 64 reads when the peer always has more', async () => {
+    await inFiber(() => {
+      const [a, b, server] = unixPair();
+      const data = Buffer.alloc(32 * 1024);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+      a.write(data); // all of it waits in b's receive queue
+      const w = witness();
+      const got = Buffer.alloc(data.length);
+      const one = Buffer.alloc(1);
+      let firstRan = -1;
+      for (let i = 0; i < data.length; i++) {
+        if (b.read(one) !== 1) throw new Error(`read ${i} returned no byte`);
+        got[i] = one[0];
+        if (firstRan < 0 && w.ran()) firstRan = i;
+      }
+      expect(got.equals(data)).toBe(true);
+      expect(firstRan).toBeGreaterThanOrEqual(0);
+      expect(firstRan).toBeLessThanOrEqual(64);
+      a.close();
+      b.close();
+      server.close();
+    });
+  });
+
   it('leaves EOF to libuv: the bytes before it, then 0 for good', async () => {
     await inFiber(() => {
       const [a, b, server] = unixPair();
