@@ -463,8 +463,9 @@ export class Socket implements Disposable {
 
   /**
    * Reads into `buf`, suspending until at least one byte arrived; returns the number of bytes read,
-   * 0 at the end of the stream (after the peer's `shutdown()` or close). Bytes already buffered are
-   * returned without suspending; otherwise libuv reads straight into `buf`. An interruption point.
+   * 0 at the end of the stream (after the peer's `shutdown()` or close). Bytes already buffered (read
+   * ahead, or waiting in the kernel) are returned without suspending; otherwise libuv reads straight
+   * into `buf`. An interruption point.
    * @throws SocketClosedError when closed (before or during the call); a system error (`ECONNRESET`...);
    *   TimeoutError; FiberInterruptedError; TypeError for a bad `buf`.
    */
