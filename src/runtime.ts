@@ -90,10 +90,16 @@ let deadlockRounds = 0;
 let deadlockLive = 0;
 const deadlockVictims = new Set<FiberRecord>();
 
+/** The record currentRecord() found last (or endPark() set): a fiber mostly asks again before it switches. */
+let lastRecord: FiberRecord | undefined;
+
 /** The record of the running fiber, or undefined on the loop thread (or another non-fiber context). */
 export function currentRecord(): FiberRecord | undefined {
   const handle = shared[0];
-  return handle === 0 ? undefined : live.get(handle);
+  if (handle === 0) return undefined;
+  if (lastRecord !== undefined && lastRecord.handle === handle) return lastRecord;
+  lastRecord = live.get(handle);
+  return lastRecord;
 }
 
 /** The running fiber's record; throws NotInFiberError when there is none. */
@@ -148,6 +154,7 @@ function complete(rec: FiberRecord, outcome: Outcome): void {
   rec.mode = null;
   rec.waitingOn = null;
   live.delete(rec.handle);
+  if (lastRecord === rec) lastRecord = undefined; // its handle may come back (generations wrap)
   if (!outcome.ok && outcome.error instanceof FiberInterruptedError && rec.interrupted) rec.interruptionCaught = true;
   const callbacks = rec.doneCallbacks;
   rec.doneCallbacks = undefined;
@@ -228,31 +235,59 @@ export function park(
   interruptible: boolean,
   blockers?: () => Iterable<FiberRecord>,
 ): boolean {
+  if (interruptible) checkInterruptOf(self);
+  const canInterrupt = beginPark(self, waitingOn, interruptible, blockers);
+  let result: number;
+  try {
+    result = native.park(timeoutMs);
+  } finally {
+    endPark(self);
+  }
+  const failure = wakeFailure(self, canInterrupt);
+  if (failure !== undefined) throw failure;
+  return result === TIMED_OUT;
+}
+
+/**
+ * The bookkeeping of park() before the native suspension, for callers that suspend in a native call
+ * of their own (one that parks and returns a result, as spindle/net's netWait): fibers() shows what
+ * the fiber waits on, interruptRecord() may wake it (when `interruptible`), and its async context is
+ * taken off. Returns whether the wait is interruptible. Does not check for a pending interruption.
+ * Follow it with endPark(), also when the native call throws, then wakeFailure().
+ */
+export function beginPark(self: FiberRecord, waitingOn: WaitLabel, interruptible: boolean, blockers?: () => Iterable<FiberRecord>): boolean {
   const canInterrupt = interruptible && self.noInterrupt === 0;
-  if (canInterrupt && self.interrupted) throw new FiberInterruptedError(self.interruptReason);
   self.async.leave(waitingOn);
   self.status = 'suspended';
   self.mode = 'parked';
   self.waitingOn = waitingOn;
   self.blockers = blockers;
   self.parkInterruptible = canInterrupt;
-  let result: number;
-  try {
-    result = native.park(timeoutMs);
-  } finally {
-    self.async.enter();
-    self.status = 'running';
-    self.mode = null;
-    self.waitingOn = null;
-    self.blockers = undefined;
-  }
+  return canInterrupt;
+}
+
+/** The bookkeeping of park() after the native suspension returned (or threw): the fiber runs again. */
+export function endPark(self: FiberRecord): void {
+  lastRecord = self;
+  self.async.enter();
+  self.status = 'running';
+  self.mode = null;
+  self.waitingOn = null;
+  self.blockers = undefined;
+}
+
+/**
+ * What the wake-up that ended a park delivers, taken: a deadlock report, or (when the wait was
+ * interruptible) the pending interruption; undefined when neither.
+ */
+export function wakeFailure(self: FiberRecord, canInterrupt: boolean): Error | undefined {
   const wakeError = self.wakeError;
   if (wakeError !== undefined) {
     self.wakeError = undefined;
-    throw wakeError;
+    return wakeError;
   }
-  if (canInterrupt && self.interrupted) throw new FiberInterruptedError(self.interruptReason);
-  return result === TIMED_OUT;
+  if (canInterrupt && self.interrupted) return new FiberInterruptedError(self.interruptReason);
+  return undefined;
 }
 
 /**

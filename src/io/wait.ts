@@ -67,6 +67,16 @@ export function awaitIo(self: FiberRecord, op: IoOperation, waitingOn: string, t
     }
     if (timedOut || failure !== undefined) break;
   }
+  settleIo(self, op, waitingOn, failure, timeoutMs, operation);
+}
+
+/**
+ * The end of a wait on `op` that was cut short by `failure` (an interruption, a deadlock report) or,
+ * when `failure` is undefined, by its timeout (`timeoutMs`): returns if the operation completed after
+ * all (its result is delivered; an interruption stays pending), else cancels it, waits for the
+ * cancellation to settle, and throws `failure` or a TimeoutError.
+ */
+export function settleIo(self: FiberRecord, op: IoOperation, waitingOn: string, failure: unknown, timeoutMs: number, operation: string): void {
   if (op.done()) return;  // completed, even if interrupted meanwhile: deliver it
   op.cancel();
   while (!op.done()) park(self, waitingOn, -1, false);
