@@ -27,8 +27,8 @@ const INPLACE_TARGETS = {
 const LOWER_IS_BETTER = new Set(['ns', 'KiB', 'us', 'ms']);
 
 /** Runs one section under one backend in a child process; resolves with its JSON document. */
-function runChild(section, backend, quick, progress) {
-  const args = [path.join(here, 'cli.mjs'), '--only', section, '--json-only', '--backend', backend, '--no-write'];
+function runChild(section, backend, quick, progress, extra) {
+  const args = [path.join(here, 'cli.mjs'), '--only', section, '--json-only', '--backend', backend, '--no-write', ...extra];
   if (quick) args.push('--quick');
   progress(`${section} under ${backend}`);
   return new Promise((resolve, reject) => {
@@ -104,16 +104,16 @@ function inplaceTargets(doc) {
 }
 
 /**
- * Runs `sections` under both backends. Resolves with the combined document: { schema: 3, backends:
+ * Runs `sections` under both backends (`extra`: CLI options passed on, such as --io). Resolves with the combined document: { schema: 3, backends:
  * { threads, inplace }, comparison, inplaceTargets, refused? }.
  */
-export async function runBoth({ sections, quick, progress }) {
+export async function runBoth({ sections, quick, progress, extra = [] }) {
   const perBackend = { threads: [], inplace: [] };
   let refused;
   for (const section of sections) {
     for (const backend of BACKENDS) {
       if (backend === 'inplace' && refused !== undefined) continue;
-      const doc = await runChild(section, backend, quick, progress);
+      const doc = await runChild(section, backend, quick, progress, extra);
       if (!granted(doc, backend)) {
         refused = doc.backendReason;
         continue;

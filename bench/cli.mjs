@@ -2,7 +2,7 @@
 // spindle benchmark CLI (`npm run bench`).
 //
 //   node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io]
-//                      [--backend both|threads|inplace]
+//                      [--backend both|threads|inplace] [--io tcp,file,small] [--connections 1,10,100]
 //
 //   --backend    `both` (the default unless SPINDLE_BACKEND is set) runs every section under threads
 //                and then inplace, each in a child process, and prints both reports and a side-by-side
@@ -14,6 +14,9 @@
 //   --out-dir    where to write <ISO-date>-node<major>.json and latest.json (default bench/results)
 //   --only       run one section: core (bench/core.mjs), sync (bench/sync.mjs), fibers
 //                (bench/fibers-compat.mjs) or io (bench/io.mjs); default all
+//   --io         the parts of the io section to run, comma-separated: tcp (j), file (k), small (l);
+//                default all three (`--only io --io tcp` measures TCP echo alone)
+//   --connections  the connection counts of (j), comma-separated; default 1,10,100 (the target is at 100)
 //
 // Sections (each measurement the median of several batches; the machines this runs on are noisy):
 //   core (bench/core.mjs), the fiber switch:
@@ -43,12 +46,24 @@ import { fmt, lpad, pad } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const USAGE =
-  'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io] [--backend both|threads|inplace]\n';
+  'usage: node bench/cli.mjs [--quick] [--json-only] [--out-dir <dir>] [--only core|sync|fibers|io] [--backend both|threads|inplace]\n' +
+  '                          [--io tcp,file,small] [--connections 1,10,100]\n';
 const SECTIONS = ['core', 'sync', 'fibers', 'io'];
 const BACKEND_CHOICES = ['both', 'threads', 'inplace', 'auto', 'carrier', 'same-thread'];
 
 // ---------------------------------------------------------------------------------------------------
 // Options
+
+/** A comma-separated option: its values (each in `allowed`, or a positive integer when `allowed` is null), or undefined when absent. */
+function listOption(value, name, allowed, parse) {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((v) => v.trim());
+  const bad = list.find((v) => (allowed ? !allowed.includes(v) : !(Number.isInteger(Number(v)) && Number(v) > 0)));
+  if (list.length === 0 || bad !== undefined) {
+    throw new Error(`${name}: expected ${allowed ? `a comma-separated list of ${allowed.join(', ')}` : 'a comma-separated list of positive integers'}, got '${value}'`);
+  }
+  return [...new Set(list.map(parse))];
+}
 
 let args;
 try {
@@ -60,12 +75,16 @@ try {
       only: { type: 'string' },
       backend: { type: 'string', default: process.env.SPINDLE_BACKEND || 'both' },
       'no-write': { type: 'boolean', default: false },  // bench/backends.mjs's children: JSON on stdout only
+      io: { type: 'string' },
+      connections: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   }).values;
   if (args.only !== undefined && !SECTIONS.includes(args.only)) throw new Error(`--only: expected one of ${SECTIONS.join(', ')}, got '${args.only}'`);
   if (!BACKEND_CHOICES.includes(args.backend)) throw new Error(`--backend: expected one of ${BACKEND_CHOICES.join(', ')}, got '${args.backend}'`);
+  args.ioParts = listOption(args.io, '--io', ['tcp', 'file', 'small'], (v) => v);
+  args.connectionCounts = listOption(args.connections, '--connections', null, Number);
 } catch (err) {
   process.stderr.write(`${err.message}\n${USAGE}`);
   process.exit(2);
@@ -116,7 +135,7 @@ async function runHere() {
   let unmeasured;
   for (const section of sections) {
     const m = SECTION_MODULES[section];
-    const out = await (await import(m.file))[m.run]({ quick, progress });
+    const out = await (await import(m.file))[m.run]({ quick, progress, parts: args.ioParts, connections: args.connectionCounts });
     params[section] = out.params;
     Object.assign(results, out.results);
     Object.assign(info, out.info ?? {});
@@ -157,7 +176,10 @@ async function main() {
   let text;
   if (args.backend === 'both') {
     const { runBoth, reportComparison } = await import('./backends.mjs');
-    doc = await runBoth({ sections, quick, progress });
+    const extra = [];
+    if (args.io !== undefined) extra.push('--io', args.io);
+    if (args.connections !== undefined) extra.push('--connections', args.connections);
+    doc = await runBoth({ sections, quick, progress, extra });
     doc.durationSeconds = (performance.now() - started) / 1000;
     if (!jsonOnly) {
       const parts = [];

@@ -15,7 +15,12 @@
 //       vs Promise.all batches of 100 fs.promises.readFile.
 // Targets (issue 4): (j) spindle at 100 connections >= 1.0x the callback server; (k) >= 2x the
 // fs.promises loop and >= 0.5x the readSync loop; (l) >= 1.0x fs.promises.
+// The JSON's info.fsReadPaths counts how spindle's reads in (k) and (l) went: inline (from the page
+// cache, no threadpool), through the threadpool, and how often a fiber yielded for its inline budget
+// (src/fs/index.ts; SPINDLE_FS_INLINE=0 sends every read through the threadpool).
 // The files live in a fresh directory under os.tmpdir(), created once per run and removed at the end.
+// The CLI's --io option runs some of the three parts only (tcp, file, small), and --connections picks
+// the connection counts of (j).
 import { spawn as spawnProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -26,7 +31,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { spawn } from '../dist/index.js';
-import { open as spindleOpen, readFile as spindleReadFile } from '../dist/fs/index.js';
+import { _ioCounters, open as spindleOpen, readFile as spindleReadFile } from '../dist/fs/index.js';
 import { listen } from '../dist/net/index.js';
 import { fmt, lpad, pad, row, summary, tableHeader, tick } from './common.mjs';
 
@@ -55,7 +60,8 @@ export function ioParams(quick) {
       };
 }
 
-const CONNECTIONS = [1, 10, 100];
+export const IO_PARTS = ['tcp', 'file', 'small'];
+export const CONNECTIONS = [1, 10, 100];
 const MESSAGE_BYTES = 64;
 const READ_BYTES = 64 * 1024;
 const SMALL_BYTES = 4 * 1024;
@@ -321,77 +327,24 @@ async function smallPromises(files) {
 /** Rotates `list` by `k`: batch k runs the contenders in this order. */
 const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length]);
 
-/** Runs (j)-(l). Returns the section of the JSON document: params, results, info, ratios. */
-export async function runIo({ quick, progress }) {
+/**
+ * Runs (j)-(l), or the `parts` of them (tcp, file, small), (j) with `connections` connections. Returns
+ * the section of the JSON document: params, results, info, ratios.
+ */
+export async function runIo({ quick, progress, parts = IO_PARTS, connections = CONNECTIONS }) {
   const P = ioParams(quick);
   const results = {};
+  const paths = { fileRead: {}, smallFiles: {} };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spindle-bench-io-'));
   try {
     // ---- (j) TCP echo ---------------------------------------------------------------------------
-    const servers = {
-      spindle: spindleEchoServer(),
-      callback: await callbackEchoServer(),
-      await: await awaitEchoServer(),
-    };
-    try {
-      for (const c of CONNECTIONS) {
-        progress(`(j) TCP echo, ${c} connection(s): ${P.tcpBatches} batch(es) x 3 servers x ${P.tcpDurationMs} ms`);
-        const s = { spindle: [], callback: [], await: [] };
-        for (let b = 0; b < P.tcpBatches; b++) {
-          for (const kind of rotate(SERVERS, b + c)) s[kind].push(await loadRun(servers[kind].port, c, P));
-          await tick();
-        }
-        results[`tcpEcho${c}Spindle`] = summary(s.spindle, 'msgs/s');
-        results[`tcpEcho${c}Callback`] = summary(s.callback, 'msgs/s');
-        results[`tcpEcho${c}Await`] = summary(s.await, 'msgs/s');
-      }
-    } finally {
-      for (const srv of Object.values(servers)) await srv.close();
-    }
+    if (parts.includes('tcp')) await runTcp(P, connections, results, progress);
 
     // ---- (k) big file ---------------------------------------------------------------------------
-    const big = path.join(tmp, 'big.bin');
-    const size = P.fileMiB * 1024 * 1024;
-    progress(`(k) creating a ${P.fileMiB} MiB file in ${tmp}`);
-    makeBigFile(big, P.fileMiB);
-    readSyncLoop(big, size); // into the page cache, and warm-up
-    await readPromises(big, size);
-    await readSpindle(big, size);
-    progress(`(k) file read: ${P.fileBatches} batches x 3 readers x ${P.fileMiB} MiB`);
-    const k = { spindle: [], promises: [], readSync: [] };
-    const readers = {
-      spindle: () => readSpindle(big, size),
-      promises: () => readPromises(big, size),
-      readSync: async () => readSyncLoop(big, size),
-    };
-    for (let b = 0; b < P.fileBatches; b++) {
-      for (const kind of rotate(Object.keys(readers), b)) k[kind].push(await readers[kind]());
-      await tick();
-    }
-    fs.rmSync(big, { force: true });
-    results.fileReadSpindle = summary(k.spindle, 'MB/s');
-    results.fileReadPromises = summary(k.promises, 'MB/s');
-    results.fileReadSync = summary(k.readSync, 'MB/s');
+    if (parts.includes('file')) await runFile(P, tmp, results, progress, paths.fileRead);
 
     // ---- (l) small files ------------------------------------------------------------------------
-    progress(`(l) creating ${fmt(P.smallFiles, 0)} files of ${SMALL_BYTES / 1024} KiB`);
-    const files = makeSmallFiles(path.join(tmp, 'small'), P.smallFiles);
-    await smallPromises(files); // warm-up (and the page cache)
-    await smallSpindle(files);
-    progress(`(l) small files: ${P.smallBatches} batches x 2 readers x ${fmt(P.smallFiles, 0)} files`);
-    const l = { spindle: [], promises: [] };
-    for (let b = 0; b < P.smallBatches; b++) {
-      if (b % 2 === 0) {
-        l.spindle.push(await smallSpindle(files));
-        l.promises.push(await smallPromises(files));
-      } else {
-        l.promises.push(await smallPromises(files));
-        l.spindle.push(await smallSpindle(files));
-      }
-      await tick();
-    }
-    results.smallFilesSpindle = summary(l.spindle, 'files/s');
-    results.smallFilesPromises = summary(l.promises, 'files/s');
+    if (parts.includes('small')) await runSmall(P, tmp, results, progress, paths.smallFiles);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -400,20 +353,27 @@ export async function runIo({ quick, progress }) {
   const vs = (name, value) => ({ name, value, target: null, met: null });
   const goal = (name, value, min) => ({ name, value, target: `>= ${min}`, met: value >= min });
   const ratios = [];
-  for (const c of CONNECTIONS) {
-    const spindleVs = r[`tcpEcho${c}Spindle`].value / r[`tcpEcho${c}Callback`].value;
-    const name = `(j) echo, ${c} conn: spindle / callbacks`;
-    ratios.push(c === 100 ? goal(name, spindleVs, TARGETS.tcpEcho100VsCallback) : vs(name, spindleVs));
-    ratios.push(vs(`(j) echo, ${c} conn: await / callbacks`, r[`tcpEcho${c}Await`].value / r[`tcpEcho${c}Callback`].value));
+  if (parts.includes('tcp')) {
+    for (const c of connections) {
+      const spindleVs = r[`tcpEcho${c}Spindle`].value / r[`tcpEcho${c}Callback`].value;
+      const name = `(j) echo, ${c} conn: spindle / callbacks`;
+      ratios.push(c === 100 ? goal(name, spindleVs, TARGETS.tcpEcho100VsCallback) : vs(name, spindleVs));
+      ratios.push(vs(`(j) echo, ${c} conn: await / callbacks`, r[`tcpEcho${c}Await`].value / r[`tcpEcho${c}Callback`].value));
+    }
   }
-  ratios.push(goal('(k) file read: spindle / fs.promises', r.fileReadSpindle.value / r.fileReadPromises.value, TARGETS.fileReadVsPromises));
-  ratios.push(goal('(k) file read: spindle / readSync', r.fileReadSpindle.value / r.fileReadSync.value, TARGETS.fileReadVsReadSync));
-  ratios.push(goal('(l) small files: spindle / fs.promises', r.smallFilesSpindle.value / r.smallFilesPromises.value, TARGETS.smallFilesVsPromises));
+  if (parts.includes('file')) {
+    ratios.push(goal('(k) file read: spindle / fs.promises', r.fileReadSpindle.value / r.fileReadPromises.value, TARGETS.fileReadVsPromises));
+    ratios.push(goal('(k) file read: spindle / readSync', r.fileReadSpindle.value / r.fileReadSync.value, TARGETS.fileReadVsReadSync));
+  }
+  if (parts.includes('small')) {
+    ratios.push(goal('(l) small files: spindle / fs.promises', r.smallFilesSpindle.value / r.smallFilesPromises.value, TARGETS.smallFilesVsPromises));
+  }
 
   return {
     params: {
       ...P,
-      connections: CONNECTIONS,
+      parts,
+      connections,
       messageBytes: MESSAGE_BYTES,
       readBytes: READ_BYTES,
       smallFileBytes: SMALL_BYTES,
@@ -422,9 +382,89 @@ export async function runIo({ quick, progress }) {
       loopbackHost: '127.0.0.1',
     },
     results,
-    info: {},
+    info: { fsReadPaths: paths },
     ratios,
   };
+}
+
+async function runTcp(P, connections, results, progress) {
+  const servers = {
+    spindle: spindleEchoServer(),
+    callback: await callbackEchoServer(),
+    await: await awaitEchoServer(),
+  };
+  try {
+    for (const c of connections) {
+      progress(`(j) TCP echo, ${c} connection(s): ${P.tcpBatches} batch(es) x 3 servers x ${P.tcpDurationMs} ms`);
+      const s = { spindle: [], callback: [], await: [] };
+      for (let b = 0; b < P.tcpBatches; b++) {
+        for (const kind of rotate(SERVERS, b + c)) s[kind].push(await loadRun(servers[kind].port, c, P));
+        await tick();
+      }
+      results[`tcpEcho${c}Spindle`] = summary(s.spindle, 'msgs/s');
+      results[`tcpEcho${c}Callback`] = summary(s.callback, 'msgs/s');
+      results[`tcpEcho${c}Await`] = summary(s.await, 'msgs/s');
+    }
+  } finally {
+    for (const srv of Object.values(servers)) await srv.close();
+  }
+}
+
+const PATH_COUNTERS = ['inlineReads', 'pooledReads', 'budgetSpent', 'inlineSizes'];
+
+/** Runs `fn` (async) and adds what it did to spindle/fs's read-path counters into `into`. */
+async function countingPaths(into, fn) {
+  const before = _ioCounters();
+  const value = await fn();
+  const after = _ioCounters();
+  for (const k of PATH_COUNTERS) into[k] = (into[k] ?? 0) + after[k] - before[k];
+  return value;
+}
+
+async function runFile(P, tmp, results, progress, paths) {
+  const big = path.join(tmp, 'big.bin');
+  const size = P.fileMiB * 1024 * 1024;
+  progress(`(k) creating a ${P.fileMiB} MiB file in ${tmp}`);
+  makeBigFile(big, P.fileMiB);
+  readSyncLoop(big, size); // into the page cache, and warm-up
+  await readPromises(big, size);
+  await readSpindle(big, size);
+  progress(`(k) file read: ${P.fileBatches} batches x 3 readers x ${P.fileMiB} MiB`);
+  const k = { spindle: [], promises: [], readSync: [] };
+  const readers = {
+    spindle: () => countingPaths(paths, () => readSpindle(big, size)),
+    promises: () => readPromises(big, size),
+    readSync: async () => readSyncLoop(big, size),
+  };
+  for (let b = 0; b < P.fileBatches; b++) {
+    for (const kind of rotate(Object.keys(readers), b)) k[kind].push(await readers[kind]());
+    await tick();
+  }
+  fs.rmSync(big, { force: true });
+  results.fileReadSpindle = summary(k.spindle, 'MB/s');
+  results.fileReadPromises = summary(k.promises, 'MB/s');
+  results.fileReadSync = summary(k.readSync, 'MB/s');
+}
+
+async function runSmall(P, tmp, results, progress, paths) {
+  progress(`(l) creating ${fmt(P.smallFiles, 0)} files of ${SMALL_BYTES / 1024} KiB`);
+  const files = makeSmallFiles(path.join(tmp, 'small'), P.smallFiles);
+  await smallPromises(files); // warm-up (and the page cache)
+  await smallSpindle(files);
+  progress(`(l) small files: ${P.smallBatches} batches x 2 readers x ${fmt(P.smallFiles, 0)} files`);
+  const l = { spindle: [], promises: [] };
+  for (let b = 0; b < P.smallBatches; b++) {
+    if (b % 2 === 0) {
+      l.spindle.push(await countingPaths(paths, () => smallSpindle(files)));
+      l.promises.push(await smallPromises(files));
+    } else {
+      l.promises.push(await smallPromises(files));
+      l.spindle.push(await countingPaths(paths, () => smallSpindle(files)));
+    }
+    await tick();
+  }
+  results.smallFilesSpindle = summary(l.spindle, 'files/s');
+  results.smallFilesPromises = summary(l.promises, 'files/s');
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -434,33 +474,51 @@ export async function runIo({ quick, progress }) {
 export function reportIo(doc) {
   const r = doc.results;
   const p = doc.params.io;
+  const parts = p.parts ?? IO_PARTS;
+  const has = (part) => parts.includes(part);
   const lines = [];
   lines.push(
     `io: medians of batches (TCP ${p.tcpBatches}, file read ${p.fileBatches}, small files ${p.smallBatches}); the contenders alternate within each batch`,
     `    TCP: loopback, ${p.messageBytes}-byte ping-pong, ${p.tcpDurationMs} ms per run after ${p.tcpWarmupMs} ms warm-up, load from bench/io-load.mjs in a child process`,
+    ...(parts.length < IO_PARTS.length ? [`    parts run: ${parts.join(', ')} (--io)`] : []),
     '',
   );
   lines.push(...tableHeader());
-  for (const c of p.connections) {
-    lines.push(row(`(j) TCP echo, ${c} conn: ${SERVER_LABEL.spindle}`, r[`tcpEcho${c}Spindle`], 0));
-    lines.push(row(`(j) ... ${SERVER_LABEL.callback}`, r[`tcpEcho${c}Callback`], 0));
-    lines.push(row(`(j) ... ${SERVER_LABEL.await}`, r[`tcpEcho${c}Await`], 0));
+  if (has('tcp')) {
+    for (const c of p.connections) {
+      lines.push(row(`(j) TCP echo, ${c} conn: ${SERVER_LABEL.spindle}`, r[`tcpEcho${c}Spindle`], 0));
+      lines.push(row(`(j) ... ${SERVER_LABEL.callback}`, r[`tcpEcho${c}Callback`], 0));
+      lines.push(row(`(j) ... ${SERVER_LABEL.await}`, r[`tcpEcho${c}Await`], 0));
+    }
   }
-  lines.push(row(`(k) ${p.fileMiB} MiB read, 64 KiB, spindle File.read`, r.fileReadSpindle, 0));
-  lines.push(row('(k) ... fs.promises FileHandle.read', r.fileReadPromises, 0));
-  lines.push(row('(k) ... fs.readSync', r.fileReadSync, 0));
-  lines.push(row(`(l) ${fmt(p.smallFiles, 0)} 4 KiB files, ${p.smallFibers} fibers readFile`, r.smallFilesSpindle, 0));
-  lines.push(row(`(l) ... fs.promises.readFile x${p.smallBatch} batches`, r.smallFilesPromises, 0));
+  if (has('file')) {
+    lines.push(row(`(k) ${p.fileMiB} MiB read, 64 KiB, spindle File.read`, r.fileReadSpindle, 0));
+    lines.push(row('(k) ... fs.promises FileHandle.read', r.fileReadPromises, 0));
+    lines.push(row('(k) ... fs.readSync', r.fileReadSync, 0));
+  }
+  if (has('small')) {
+    lines.push(row(`(l) ${fmt(p.smallFiles, 0)} 4 KiB files, ${p.smallFibers} fibers readFile`, r.smallFilesSpindle, 0));
+    lines.push(row(`(l) ... fs.promises.readFile x${p.smallBatch} batches`, r.smallFilesPromises, 0));
+  }
   lines.push('');
 
   lines.push(`${pad('side by side (medians)', 30)}${lpad('spindle', 12)}${lpad('baseline', 12)}${lpad('ratio', 8)}  ${pad('unit', 9)}baseline`);
   const side = (label, a, b, base) => `  ${pad(label, 28)}${lpad(fmt(a.value, 0), 12)}${lpad(fmt(b.value, 0), 12)}${lpad(fmt(a.value / b.value, 2), 8)}  ${pad(a.unit, 9)}${base}`;
-  for (const c of p.connections) {
-    lines.push(side(`(j) TCP echo, ${c} conn`, r[`tcpEcho${c}Spindle`], r[`tcpEcho${c}Callback`], 'net callbacks'));
-    lines.push(side(`(j) TCP echo, ${c} conn`, r[`tcpEcho${c}Spindle`], r[`tcpEcho${c}Await`], 'net async/await (events.once)'));
+  if (has('tcp')) {
+    for (const c of p.connections) {
+      lines.push(side(`(j) TCP echo, ${c} conn`, r[`tcpEcho${c}Spindle`], r[`tcpEcho${c}Callback`], 'net callbacks'));
+      lines.push(side(`(j) TCP echo, ${c} conn`, r[`tcpEcho${c}Spindle`], r[`tcpEcho${c}Await`], 'net async/await (events.once)'));
+    }
   }
-  lines.push(side('(k) file read', r.fileReadSpindle, r.fileReadPromises, 'fs.promises FileHandle.read'));
-  lines.push(side('(k) file read', r.fileReadSpindle, r.fileReadSync, 'fs.readSync'));
-  lines.push(side('(l) small files', r.smallFilesSpindle, r.smallFilesPromises, 'fs.promises.readFile'));
+  if (has('file')) {
+    lines.push(side('(k) file read', r.fileReadSpindle, r.fileReadPromises, 'fs.promises FileHandle.read'));
+    lines.push(side('(k) file read', r.fileReadSpindle, r.fileReadSync, 'fs.readSync'));
+  }
+  if (has('small')) lines.push(side('(l) small files', r.smallFilesSpindle, r.smallFilesPromises, 'fs.promises.readFile'));
+  const paths = doc.info.fsReadPaths;
+  if (paths !== undefined && (has('file') || has('small'))) {
+    const how = (c) => `${fmt(c.inlineReads ?? 0, 0)} inline, ${fmt(c.pooledReads ?? 0, 0)} threadpool, ${fmt(c.budgetSpent ?? 0, 0)} budget yields`;
+    lines.push('', `spindle/fs reads (measured batches): (k) ${how(paths.fileRead)}; (l) ${how(paths.smallFiles)}`);
+  }
   return lines;
 }

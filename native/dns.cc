@@ -1,7 +1,8 @@
 // spindle/dns: name resolution on uv_getaddrinfo (libuv's threadpool), as an IoOp a fiber waits on.
 //
-// getaddrinfo(host, family) starts a lookup for the running fiber and returns a GetAddrInfo object
-// (done / cancel / cancelled, then status and addresses) for src/dns/index.ts to wait on with awaitIo.
+// getaddrinfo(host, family) starts a lookup for the running fiber and returns it as a napi_external,
+// which src/dns/index.ts waits on with awaitIo (done / cancel / cancelled, io.h) and then reads with
+// status(op) and addresses(op).
 // The callback turns the addrinfo list into plain strings on the loop thread and frees it at once; no
 // JavaScript runs there.
 //
@@ -11,7 +12,7 @@
 // lookup is abandoned: it counts as cancelled at once, and its late callback only frees it (it never
 // wakes the fiber, which has moved on). Losing a lookup's result loses nothing the caller cannot redo.
 //
-// Lifetime: the operation is shared by its JavaScript wrapper and libuv; whichever lets go last frees
+// Lifetime: the operation is shared by its JavaScript external and libuv; whichever lets go last frees
 // it. Environment teardown (an async cleanup hook, run after the scheduler's) marks the module's state
 // dead, so a lookup completing during or after teardown never touches the scheduler, which may be
 // gone; it cancels the lookups in flight and holds the teardown until every callback ran, so no
@@ -36,12 +37,11 @@ class LookupOp;
 
 struct DnsState {
   bool alive = true;
-  Napi::FunctionReference constructor;
   std::set<LookupOp*> in_flight;  // started, callback not run yet
   napi_async_cleanup_hook_handle cleanup = nullptr;  // set while teardown waits for in_flight
 
-  void landed(LookupOp* op) {
-    in_flight.erase(op);
+  // After a callback left in_flight: the last one during teardown lets it finish.
+  void landed() {
     if (in_flight.empty() && cleanup != nullptr) {
       napi_remove_async_cleanup_hook(cleanup);
       cleanup = nullptr;
@@ -77,9 +77,9 @@ class LookupOp final : public IoOp {
     cancelled_ = true;
   }
 
-  // The JavaScript wrapper was collected: free now, or let the callback do it.
-  void release() {
-    wrapper_gone_ = true;
+  // JavaScript let go of it: free now, or let the callback do it.
+  void release(napi_env) override {
+    released_ = true;
     if (!in_flight_) delete this;
   }
 
@@ -107,7 +107,8 @@ class LookupOp final : public IoOp {
     }
     uv_freeaddrinfo(res);
     std::shared_ptr<DnsState> state = op->state_;
-    if (op->wrapper_gone_) {
+    state->in_flight.erase(op);
+    if (op->released_) {
       delete op;
     } else if (!op->abandoned_) {
       if (state->alive) {
@@ -117,100 +118,81 @@ class LookupOp final : public IoOp {
         op->cancelled_ = status == UV_EAI_CANCELED;
       }
     }
-    state->landed(op);
+    state->landed();
   }
 
   std::shared_ptr<DnsState> state_;
   uv_getaddrinfo_t req_{};
   bool in_flight_ = false;
   bool abandoned_ = false;
-  bool wrapper_gone_ = false;
+  bool released_ = false;
   int status_ = 0;
   std::vector<std::pair<std::string, int>> addresses_;
 };
 
-// The JavaScript face of a LookupOp (src/io/wait.ts's IoOperation, plus status and addresses).
-class GetAddrInfo final : public Napi::ObjectWrap<GetAddrInfo> {
- public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "GetAddrInfo",
-                       {
-                           InstanceMethod<&GetAddrInfo::Done>("done"),
-                           InstanceMethod<&GetAddrInfo::Cancel>("cancel"),
-                           InstanceMethod<&GetAddrInfo::Cancelled>("cancelled"),
-                           InstanceMethod<&GetAddrInfo::Status>("status"),
-                           InstanceMethod<&GetAddrInfo::Addresses>("addresses"),
-                       });
-  }
+// ---- the JavaScript surface: plain functions over an io_wrap external (io.h) ----
 
-  explicit GetAddrInfo(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GetAddrInfo>(info) {
-    if (info.Length() > 0 && info[0].IsExternal()) op_ = info[0].As<Napi::External<LookupOp>>().Data();
-  }
-  ~GetAddrInfo() override {
-    if (op_ != nullptr) op_->release();
-  }
+LookupOp* lookup_arg(const Napi::CallbackInfo& info) { return static_cast<LookupOp*>(io_arg(info)); }
 
- private:
-  Napi::Value Done(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), op_ == nullptr || op_->done()); }
-  Napi::Value Cancel(const Napi::CallbackInfo& info) {
-    if (op_ != nullptr) op_->cancel();
-    return info.Env().Undefined();
-  }
-  Napi::Value Cancelled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), op_ != nullptr && op_->cancelled()); }
-  Napi::Value Status(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), op_ == nullptr ? 0 : op_->status()); }
-  Napi::Value Addresses(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Array out = Napi::Array::New(env);
-    if (op_ == nullptr) return out;
-    uint32_t i = 0;
-    for (const auto& [address, family] : op_->addresses()) {
-      Napi::Object entry = Napi::Object::New(env);
-      entry.Set("address", Napi::String::New(env, address));
-      entry.Set("family", Napi::Number::New(env, family));
-      out.Set(i++, entry);
-    }
-    return out;
-  }
-
-  LookupOp* op_ = nullptr;
-};
-
-Napi::Value Throw(Napi::Env env, const char* code, const char* message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  error.ThrowAsJavaScriptException();
-  return Napi::Value();
-}
-
-// getaddrinfo(host, family): family 0 (any), 4 or 6. Returns a GetAddrInfo, or a negative libuv error
-// number when the lookup could not even start.
+// getaddrinfo(host, family): family 0 (any), 4 or 6. Returns the operation, a negative libuv error
+// number when the lookup could not even start, or undefined when the environment is going away.
 Napi::Value GetAddrInfoStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  // Freed by the teardown hook, which runs after the scheduler is gone: check the scheduler first.
   auto* state = static_cast<std::shared_ptr<DnsState>*>(info.Data());
   Scheduler* scheduler = scheduler_of(env);
-  if (scheduler == nullptr || !(*state)->alive) return Throw(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
+  if (scheduler == nullptr || !(*state)->alive) return io_fail(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
-    return Throw(env, "ERR_INVALID_ARG_TYPE", "getaddrinfo(host, family)");
+    return io_fail(env, "ERR_INVALID_ARG_TYPE", "getaddrinfo(host, family)");
   }
   std::string host = info[0].As<Napi::String>().Utf8Value();
   int family = info[1].As<Napi::Number>().Int32Value();
   uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return Throw(env, "ERR_FIBER_STATE", "no libuv loop");
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return io_fail(env, "ERR_FIBER_STATE", "no libuv loop");
   auto* op = new LookupOp(*scheduler, *state);
+  napi_value handle = io_wrap(env, op);
+  if (handle == nullptr) return env.Undefined();
   int rc = op->start(loop, host, family);
-  if (rc != 0) {
-    delete op;
-    return Napi::Number::New(env, rc);
+  if (rc != 0) return Napi::Number::New(env, rc);  // the external frees it
+  return Napi::Value(env, handle);
+}
+
+Napi::Value LookupStatus(const Napi::CallbackInfo& info) {
+  LookupOp* op = lookup_arg(info);
+  return op == nullptr ? Napi::Value() : Napi::Number::New(info.Env(), op->status());
+}
+
+// addresses(op): [{ address, family }] once done. Raw N-API, failures ignored: no abort while a Worker
+// terminates.
+Napi::Value LookupAddresses(const Napi::CallbackInfo& info) {
+  LookupOp* op = lookup_arg(info);
+  if (op == nullptr) return Napi::Value();
+  napi_env env = info.Env();
+  napi_value out = nullptr;
+  napi_create_array(env, &out);
+  uint32_t i = 0;
+  for (const auto& [address, family] : op->addresses()) {
+    napi_value entry = nullptr, text = nullptr, number = nullptr;
+    napi_create_object(env, &entry);
+    napi_create_string_utf8(env, address.c_str(), address.size(), &text);
+    napi_create_int32(env, family, &number);
+    napi_set_named_property(env, entry, "address", text);
+    napi_set_named_property(env, entry, "family", number);
+    napi_set_element(env, out, i++, entry);
   }
-  return (*state)->constructor.New({Napi::External<LookupOp>::New(env, op)});
+  return Napi::Value(env, out);
 }
 
 }  // namespace
 
 void register_dns(Napi::Env env, Napi::Object exports) {
   auto* state = new std::shared_ptr<DnsState>(std::make_shared<DnsState>());
-  (*state)->constructor = Napi::Persistent(GetAddrInfo::Define(env));
-  exports.Set("getaddrinfo", Napi::Function::New(env, GetAddrInfoStart, "getaddrinfo", state));
+  Napi::Object dns = Napi::Object::New(env);
+  dns.Set("getaddrinfo", Napi::Function::New(env, GetAddrInfoStart, "getaddrinfo", state));
+  io_define_common(env, dns);
+  dns.Set("status", Napi::Function::New(env, LookupStatus, "status"));
+  dns.Set("addresses", Napi::Function::New(env, LookupAddresses, "addresses"));
+  exports.Set("dns", dns);
   napi_add_async_cleanup_hook(
       env,
       [](napi_async_cleanup_hook_handle handle, void* arg) {
@@ -218,7 +200,6 @@ void register_dns(Napi::Env env, Napi::Object exports) {
         std::shared_ptr<DnsState> s = *boxed;
         delete boxed;
         s->alive = false;
-        s->constructor.Reset();
         if (s->in_flight.empty()) {
           napi_remove_async_cleanup_hook(handle);
           return;

@@ -5,6 +5,8 @@
 // Operations are started on the running fiber's carrier thread and complete on the loop thread; within
 // one environment only the runner touches its registry, but environments (the main thread and each
 // Worker) run in parallel, so the map of registries takes a lock.
+//
+// Also the JavaScript surface dns and signals share (io_wrap, io_arg, io_define_common, io_fail).
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -116,6 +118,58 @@ void io_drain(Scheduler* scheduler, void (*done)(void*), void* arg) {
     }
   }
   if (finished) done(arg);
+}
+
+// ---- the JavaScript surface (io.h) ----
+
+napi_value io_wrap(napi_env env, IoOp* op) {
+  napi_value external = nullptr;
+  auto finalize = [](napi_env env, void* data, void*) { static_cast<IoOp*>(data)->release(env); };
+  if (napi_create_external(env, op, finalize, nullptr, &external) != napi_ok) {
+    // Only an environment that is going away refuses: stop the fiber rather than let it retry.
+    if (Scheduler* scheduler = scheduler_of(env)) scheduler->environment_stopping();
+    delete op;
+    return nullptr;
+  }
+  return external;
+}
+
+IoOp* io_arg(const Napi::CallbackInfo& info) {
+  void* data = nullptr;
+  if (info.Length() < 1 || napi_get_value_external(info.Env(), info[0], &data) != napi_ok) {
+    io_fail(info.Env(), "ERR_INVALID_ARG_TYPE", "expected an IO operation");
+    return nullptr;
+  }
+  return static_cast<IoOp*>(data);
+}
+
+Napi::Value io_fail(napi_env env, const char* code, const char* message) {
+  napi_value msg, code_value, error;
+  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) == napi_ok &&
+      napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value) == napi_ok &&
+      napi_create_error(env, code_value, msg, &error) == napi_ok) {
+    napi_throw(env, error);
+  }
+  return Napi::Value();
+}
+
+void io_define_common(Napi::Env env, Napi::Object target) {
+  auto done = [](const Napi::CallbackInfo& info) -> Napi::Value {
+    IoOp* op = io_arg(info);
+    return op == nullptr ? Napi::Value() : Napi::Boolean::New(info.Env(), op->done());
+  };
+  auto cancel = [](const Napi::CallbackInfo& info) -> Napi::Value {
+    IoOp* op = io_arg(info);
+    if (op != nullptr) op->cancel();
+    return info.Env().Undefined();
+  };
+  auto cancelled = [](const Napi::CallbackInfo& info) -> Napi::Value {
+    IoOp* op = io_arg(info);
+    return op == nullptr ? Napi::Value() : Napi::Boolean::New(info.Env(), op->cancelled());
+  };
+  target.Set("done", Napi::Function::New(env, done, "done"));
+  target.Set("cancel", Napi::Function::New(env, cancel, "cancel"));
+  target.Set("cancelled", Napi::Function::New(env, cancelled, "cancelled"));
 }
 
 size_t io_in_flight(Scheduler* scheduler) {

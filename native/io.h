@@ -30,6 +30,9 @@ class IoOp {
   // Asks libuv to stop the operation; its callback still runs (with UV_ECANCELED, or its result if it
   // was too late), and calls finish().
   virtual void cancel() = 0;
+  // JavaScript let go of the operation (the finalizer of io_wrap's external): frees it, or leaves that
+  // to the libuv callback of an operation still in flight (those override this).
+  virtual void release(napi_env) { delete this; }
 
  protected:
   // From the operation's libuv callback, on the loop thread. A tracked operation leaves the registry
@@ -71,6 +74,24 @@ class IoOp {
 void io_drain(Scheduler* scheduler, void (*done)(void*), void* arg);
 // How many tracked operations of `scheduler` are in flight (tests, diagnostics).
 size_t io_in_flight(Scheduler* scheduler);
+
+// The JavaScript surface of an operation (dns.cc, signals.cc): JavaScript holds it as a napi_external
+// and passes that to plain functions (done, cancel, cancelled, then the module's own result getters).
+// Not an ObjectWrap: while a Worker terminates, JavaScript may still make a call or two, and napi_unwrap
+// (like every N-API call that first checks that JavaScript may run) then fails, which node-addon-api
+// turns into a fatal error. These only use N-API calls that work during termination, and check the
+// results of those that may not.
+//
+// The external owning `op` (its finalizer calls op->release()), or nullptr when the environment
+// refuses to make one (a terminating Worker): `op` is then deleted at once, so wrap it before starting it.
+napi_value io_wrap(napi_env env, IoOp* op);
+// The operation behind argument 0 (an io_wrap external), or nullptr with an exception pending.
+IoOp* io_arg(const Napi::CallbackInfo& info);
+// Sets done(op), cancel(op) and cancelled(op) on `target`.
+void io_define_common(Napi::Env env, Napi::Object target);
+// Throws an Error with `code` through raw N-API, ignoring failures (the environment may no longer let
+// native code throw; node-addon-api's throwing helpers abort then). Returns an empty value.
+Napi::Value io_fail(napi_env env, const char* code, const char* message);
 
 // Each IO module adds its functions to the addon's exports (called from bindings.cc's module init).
 void register_fs(Napi::Env env, Napi::Object exports);

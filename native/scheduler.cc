@@ -58,6 +58,8 @@ uint32_t Scheduler::create(size_t stack_size) {
 
 void Scheduler::set_running(Context& ctx) {
   running_ = &ctx;
+  inline_ops_ = 0;
+  inline_bytes_ = 0;
   shared_[0] = ctx.is_main ? 0 : static_cast<int32_t>(static_cast<Fiber&>(ctx).handle);
 }
 
@@ -218,8 +220,13 @@ Status Scheduler::drop(uint32_t handle) {
 }
 
 void Scheduler::dispatch() {
-  if (ready_head_ == nullptr || running_ != &main_ || dispatching_ || closing_ != 0) {
-    if (ready_head_ == nullptr && idle_active_) {
+  // The loop was asked to stop: Node stops an environment that way (a Worker being terminated), and
+  // then no longer calls into JavaScript, so fibers' IO would fail at once. Node still turns the loop
+  // during its cleanup, before teardown: from here on, fibers wait for teardown to unwind them.
+  if (loop_->stop_flag != 0) environment_stopping();
+  const bool idle = ready_head_ == nullptr || terminating_;
+  if (idle || running_ != &main_ || dispatching_ || closing_ != 0) {
+    if (idle && idle_active_) {
       idle_active_ = false;
       uv_idle_stop(&idle_);
     }
@@ -244,6 +251,11 @@ void Scheduler::dispatch_pass() {
   first.state = FiberState::kRunning;
   transfer(main_, first);
   dispatching_ = false;
+}
+
+void Scheduler::environment_stopping() {
+  terminating_ = true;
+  if (!running_->is_main) engine_.terminate();
 }
 
 void Scheduler::on_expire(void* self, uint32_t handle, uint64_t seq) {

@@ -1,5 +1,6 @@
-// Signals for fibers: signalWait(signums) starts a wait of the running fiber on any of those signals,
-// as an IoOp (src/io/wait.ts waits on it; src/signals.ts is the public side).
+// Signals for fibers: signals.wait(signums) starts a wait of the running fiber on any of those signals,
+// as an IoOp held by JavaScript as a napi_external (io.h; src/io/wait.ts waits on it, signal(op) tells
+// which one arrived; src/signals.ts is the public side). The op is freed when JavaScript lets go of it.
 //
 // One uv_signal_t per signal number and environment, made on first use. It is started (so it catches
 // the signal and keeps the loop alive) only while at least one fiber waits on that signal, and stopped
@@ -38,7 +39,6 @@ struct SignalState {
   bool alive = true;
   uv_loop_t* loop = nullptr;
   std::map<int, Watch*> watches;
-  Napi::FunctionReference constructor;
   napi_async_cleanup_hook_handle cleanup = nullptr;
   int closing = 0;
 };
@@ -111,68 +111,43 @@ class SignalOp final : public IoOp {
   int fired_ = 0;
 };
 
-class SignalWait final : public Napi::ObjectWrap<SignalWait> {
- public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "SignalWait",
-                       {
-                           InstanceMethod<&SignalWait::Done>("done"),
-                           InstanceMethod<&SignalWait::Cancel>("cancel"),
-                           InstanceMethod<&SignalWait::Cancelled>("cancelled"),
-                           InstanceMethod<&SignalWait::Signal>("signal"),
-                       });
-  }
+// ---- the JavaScript surface: plain functions over an io_wrap external (io.h) ----
 
-  explicit SignalWait(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SignalWait>(info) {
-    if (info.Length() > 0 && info[0].IsExternal()) op_ = info[0].As<Napi::External<SignalOp>>().Data();
-  }
-  ~SignalWait() override { delete op_; }
-
- private:
-  Napi::Value Done(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), op_ == nullptr || op_->done()); }
-  Napi::Value Cancel(const Napi::CallbackInfo& info) {
-    if (op_ != nullptr) op_->cancel();
-    return info.Env().Undefined();
-  }
-  Napi::Value Cancelled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), op_ != nullptr && op_->cancelled()); }
-  Napi::Value Signal(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), op_ == nullptr ? 0 : op_->signum()); }
-
-  SignalOp* op_ = nullptr;
-};
-
-Napi::Value Throw(Napi::Env env, const char* code, const char* message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  error.ThrowAsJavaScriptException();
-  return Napi::Value();
-}
-
-// signalWait([signum, ...]): a SignalWait for the running fiber (or the loop thread: nobody to wake),
-// or a negative libuv error number (UV_EINVAL for SIGKILL, SIGSTOP or an unknown number).
+// wait([signum, ...]): the operation for the running fiber (or the loop thread: nobody to wake), a
+// negative libuv error number (UV_EINVAL for SIGKILL, SIGSTOP or an unknown number), or undefined when
+// the environment is going away. Raw N-API for the array: no abort while a Worker terminates.
 Napi::Value SignalWaitStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto& state = *static_cast<std::shared_ptr<SignalState>*>(info.Data());
+  // Freed by the teardown hook, which runs after the scheduler is gone: check the scheduler first.
+  auto* state = static_cast<std::shared_ptr<SignalState>*>(info.Data());
   Scheduler* scheduler = scheduler_of(env);
-  if (scheduler == nullptr || !state->alive) return Throw(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
-  if (info.Length() < 1 || !info[0].IsArray()) return Throw(env, "ERR_INVALID_ARG_TYPE", "signalWait(signums)");
-  Napi::Array list = info[0].As<Napi::Array>();
+  if (scheduler == nullptr || !(*state)->alive) return io_fail(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
+  uint32_t length = 0;
+  if (info.Length() < 1 || napi_get_array_length(env, info[0], &length) != napi_ok) {
+    return io_fail(env, "ERR_INVALID_ARG_TYPE", "wait(signums)");
+  }
   std::vector<int> signums;
-  for (uint32_t i = 0; i < list.Length(); ++i) {
-    Napi::Value v = list.Get(i);
-    if (!v.IsNumber()) return Throw(env, "ERR_INVALID_ARG_TYPE", "signal numbers must be numbers");
-    int signum = v.As<Napi::Number>().Int32Value();
+  for (uint32_t i = 0; i < length; ++i) {
+    napi_value v = nullptr;
+    int32_t signum = 0;
+    if (napi_get_element(env, info[0], i, &v) != napi_ok) return env.Undefined();  // terminating
+    if (napi_get_value_int32(env, v, &signum) != napi_ok) return io_fail(env, "ERR_INVALID_ARG_TYPE", "signal numbers must be numbers");
     if (signum <= 0 || signum >= 65) return Napi::Number::New(env, UV_EINVAL);
     if (std::find(signums.begin(), signums.end(), signum) == signums.end()) signums.push_back(signum);
   }
-  if (signums.empty()) return Throw(env, "ERR_INVALID_ARG_VALUE", "at least one signal is needed");
-  if (state->loop == nullptr) napi_get_uv_event_loop(env, &state->loop);
-  auto* op = new SignalOp(*scheduler, state);
+  if (signums.empty()) return io_fail(env, "ERR_INVALID_ARG_VALUE", "at least one signal is needed");
+  if ((*state)->loop == nullptr) napi_get_uv_event_loop(env, &(*state)->loop);
+  auto* op = new SignalOp(*scheduler, *state);
+  napi_value handle = io_wrap(env, op);
+  if (handle == nullptr) return env.Undefined();
   int rc = op->start(signums);
-  if (rc != 0) {
-    delete op;
-    return Napi::Number::New(env, rc);
-  }
-  return state->constructor.New({Napi::External<SignalOp>::New(env, op)});
+  if (rc != 0) return Napi::Number::New(env, rc);  // the external frees it
+  return Napi::Value(env, handle);
+}
+
+Napi::Value Signal(const Napi::CallbackInfo& info) {
+  auto* op = static_cast<SignalOp*>(io_arg(info));
+  return op == nullptr ? Napi::Value() : Napi::Number::New(info.Env(), op->signum());
 }
 
 void teardown(napi_async_cleanup_hook_handle handle, void* arg) {
@@ -181,7 +156,6 @@ void teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   delete boxed;
   state->alive = false;
   state->cleanup = handle;
-  state->constructor.Reset();
   // Waits still registered (their fibers were unwound without running JavaScript) forget their watches.
   std::map<int, Watch*> watches = std::move(state->watches);
   state->watches.clear();
@@ -203,8 +177,11 @@ void teardown(napi_async_cleanup_hook_handle handle, void* arg) {
 
 void register_signals(Napi::Env env, Napi::Object exports) {
   auto* state = new std::shared_ptr<SignalState>(std::make_shared<SignalState>());
-  (*state)->constructor = Napi::Persistent(SignalWait::Define(env));
-  exports.Set("signalWait", Napi::Function::New(env, SignalWaitStart, "signalWait", state));
+  Napi::Object signals = Napi::Object::New(env);
+  signals.Set("wait", Napi::Function::New(env, SignalWaitStart, "wait", state));
+  io_define_common(env, signals);
+  signals.Set("signal", Napi::Function::New(env, Signal, "signal"));
+  exports.Set("signals", signals);
   napi_add_async_cleanup_hook(env, teardown, state, nullptr);
 }
 

@@ -5,10 +5,16 @@
 //
 // Reading: a connected socket reads ahead into a bounded buffer (kReadBuffer). When the buffer is full,
 // reading stops (uv_read_stop), so the kernel's receive window fills and the peer's writes slow down.
-// A read takes buffered bytes without waiting; with nothing buffered it parks, and libuv then reads
+// A read takes buffered bytes without waiting. With nothing buffered it may first read the socket
+// itself (a non-blocking read(2) into the caller's buffer, see direct_read: only while libuv is
+// reading, so libuv's state stays what it would be); otherwise it parks, and libuv then reads
 // directly into the caller's buffer (alloc_cb hands it out): zero-copy. Cancelling a parked read is
 // immediate and loses nothing (bytes only ever land in the caller's buffer together with the
 // completion of its read).
+//
+// Waiting: netWait(h, slot, timeout) parks the calling fiber until the slot's operation completes and
+// returns its result in the same call (JavaScript does the park's bookkeeping around it), so a read
+// that has to wait costs two calls (netRead, netWait) and a write that the kernel takes at once one.
 //
 // Writing: uv_try_write first (no suspension when the kernel takes everything); the rest goes to one
 // uv_write that references the caller's memory (JavaScript keeps it alive: its fiber is parked until
@@ -28,13 +34,19 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "io.h"
+
+#if !defined(_WIN32)
+#include <unistd.h>
+#endif
 
 namespace spindle {
 namespace {
@@ -43,6 +55,16 @@ constexpr double kPending = -1000001;   // an operation was started: await it, t
 constexpr double kClosed = -1000002;    // the socket (or server) was closed by close()
 constexpr double kReady = -1000003;     // accept(): a connection is ready, take it with acceptResult()
 constexpr size_t kReadBuffer = 64 * 1024;
+// Direct reads: after this many misses in a row (nothing there), only every kDirectProbe-th read
+// tries, so a socket whose data always arrives later (many connections ping-ponging) pays one
+// failed read(2) per kDirectProbe reads, and one whose data is often there already (a single busy
+// connection) skips the park, the loop iteration and both switches.
+// And after kDirectStreak direct reads in a row without a park, the next read parks (libuv reads for
+// it in the loop's next turn), so a reader whose peer always has more never keeps the loop, its
+// timers and the other fibers waiting: the read-ahead buffer bounds the buffered path the same way.
+constexpr uint8_t kDirectMissLimit = 2;
+constexpr uint8_t kDirectProbe = 16;
+constexpr uint8_t kDirectStreak = 64;
 
 enum Slot { kReadSlot = 0, kWriteSlot = 1 };
 enum class OpType { kRead, kAccept, kWrite, kShutdown, kConnect };
@@ -112,18 +134,24 @@ struct Handle {
   int rerr = 0;
   char* rdst = nullptr;  // the parked reader's buffer (zero-copy target)
   size_t rdst_len = 0;
+  uint8_t direct_misses = 0;  // direct reads in a row that found nothing (saturates)
+  uint8_t direct_skips = 0;   // reads that did not try since the last try
+  uint8_t direct_streak = 0;  // direct reads that returned bytes since the last park
   // Listening.
   int waiting_conns = 0;
   int accept_err = 0;
   Handle* accepted = nullptr;
-  // Operations in flight (or completed, result not yet taken): one per slot.
-  std::unique_ptr<NetOp> ops[2];
+  // Operations in flight (or completed, result not yet taken): one per slot, in place (a read that
+  // waits allocates nothing).
+  std::optional<NetOp> ops[2];
   uv_write_t wreq;
   uv_shutdown_t sreq;
   uv_connect_t creq;
   size_t wimmediate = 0;   // bytes of the current write that uv_try_write took
   size_t wqueued = 0;      // bytes of it given to uv_write
   double wpartial = -1;    // bytes of it that reached the kernel, fixed when the socket closed under it
+
+  NetOp* op(int slot) { return ops[slot] ? &*ops[slot] : nullptr; }
 
   Handle(Registry* r, bool pipe) : reg(r), is_pipe(pipe) {
     if (pipe) uv_pipe_init(r->loop, &u.pipe, 0);
@@ -172,9 +200,9 @@ double write_progress(Handle* h) {
 void close_handle(Handle* h) {
   if (h->closing) return;
   h->closing = true;
-  NetOp* w = h->ops[kWriteSlot].get();
+  NetOp* w = h->op(kWriteSlot);
   if (w != nullptr && !w->done() && w->type() == OpType::kWrite) h->wpartial = write_progress(h);
-  NetOp* r = h->ops[kReadSlot].get();
+  NetOp* r = h->op(kReadSlot);
   if (r != nullptr && !r->done()) {
     h->rdst = nullptr;
     r->complete(kClosed, false);
@@ -232,7 +260,7 @@ void stop_reading(Handle* h) {
 
 void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   auto* h = static_cast<Handle*>(stream->data);
-  NetOp* op = h->ops[kReadSlot].get();
+  NetOp* op = h->op(kReadSlot);
   bool reader = op != nullptr && !op->done() && op->type() == OpType::kRead && h->rdst != nullptr;
   if (nread > 0) {
     if (reader && buf->base == h->rdst) {
@@ -270,11 +298,46 @@ void start_reading(Handle* h) {
   else h->reading = true;
 }
 
+// A non-blocking read(2) into `dst` before parking: the bytes (> 0), an error (< 0, then reading
+// stops as libuv would stop it), or UV_EAGAIN when it did not try or found nothing. Only while libuv
+// reads the socket (so it is open, connected, not at EOF) and nothing is buffered, so the order of
+// the bytes is kept; libuv keeps no count of what the socket holds, so reading it here leaves its
+// state as it was (its next read of the socket gets EAGAIN, or the bytes that came after). EOF is
+// left to libuv: the read returns 0 again there, and libuv's EOF handling (its read stop and flags)
+// runs as usual, completing the parked read with 0.
+ssize_t direct_read(Handle* h, char* dst, size_t length) {
+#if defined(_WIN32)
+  (void)h, (void)dst, (void)length;
+  return UV_EAGAIN;
+#else
+  if (!h->reading || h->closing || h->rlen > 0 || h->direct_streak >= kDirectStreak) return UV_EAGAIN;
+  if (h->direct_misses >= kDirectMissLimit && ++h->direct_skips < kDirectProbe) return UV_EAGAIN;
+  h->direct_skips = 0;
+  uv_os_fd_t fd;
+  if (uv_fileno(&h->u.handle, &fd) != 0) return UV_EAGAIN;
+  ssize_t n;
+  do n = ::read(fd, dst, length);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    h->direct_misses = 0;
+    h->direct_streak++;
+    return n;
+  }
+  if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (h->direct_misses < UINT8_MAX) h->direct_misses++;
+    return UV_EAGAIN;
+  }
+  h->rerr = uv_translate_sys_error(errno);
+  stop_reading(h);
+  return h->rerr;
+#endif
+}
+
 // ---- requests ----
 
 void on_write(uv_write_t* req, int status) {
   auto* h = static_cast<Handle*>(req->data);
-  NetOp* op = h->ops[kWriteSlot].get();
+  NetOp* op = h->op(kWriteSlot);
   if (op == nullptr || op->done()) return;
   if (status == 0) {
     op->complete(static_cast<double>(h->wimmediate + h->wqueued), false);
@@ -287,7 +350,7 @@ void on_write(uv_write_t* req, int status) {
 
 void on_shutdown(uv_shutdown_t* req, int status) {
   auto* h = static_cast<Handle*>(req->data);
-  NetOp* op = h->ops[kWriteSlot].get();
+  NetOp* op = h->op(kWriteSlot);
   if (op == nullptr || op->done()) return;
   if (status == UV_ECANCELED && op->cancel_requested) op->complete(status, true);
   else op->complete(status == UV_ECANCELED && h->closing ? kClosed : status, false);
@@ -295,7 +358,7 @@ void on_shutdown(uv_shutdown_t* req, int status) {
 
 void on_connect(uv_connect_t* req, int status) {
   auto* h = static_cast<Handle*>(req->data);
-  NetOp* op = h->ops[kWriteSlot].get();
+  NetOp* op = h->op(kWriteSlot);
   if (op == nullptr || op->done()) return;
   if (status == 0) {
     start_reading(h);
@@ -323,7 +386,7 @@ int accept_one(Handle* server, Handle** out) {
 void on_connection(uv_stream_t* stream, int status) {
   auto* h = static_cast<Handle*>(stream->data);
   if (h->closing) return;
-  NetOp* op = h->ops[kReadSlot].get();
+  NetOp* op = h->op(kReadSlot);
   bool waiting = op != nullptr && !op->done() && op->type() == OpType::kAccept;
   if (status < 0) {
     if (waiting) op->complete(status, false);
@@ -403,8 +466,7 @@ char* bytes_arg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 NetOp* start(Napi::Env env, Handle* h, Slot slot, OpType type) {
-  h->ops[slot].reset(new NetOp(*scheduler_of(env), h, type));
-  return h->ops[slot].get();
+  return &h->ops[slot].emplace(*scheduler_of(env), h, type);
 }
 
 #define HANDLE_OR_RETURN()                               \
@@ -441,6 +503,9 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   }
   if (h->rerr != 0) return num(env, h->rerr);
   if (h->eof || length == 0) return num(env, 0);
+  ssize_t n = direct_read(h, dst, length);
+  if (n != UV_EAGAIN) return num(env, static_cast<double>(n));
+  h->direct_streak = 0;
   start(env, h, kReadSlot, OpType::kRead);
   h->rdst = dst;
   h->rdst_len = length;
@@ -572,7 +637,7 @@ Napi::Value AcceptResult(const Napi::CallbackInfo& info) {
 
 NetOp* op_arg(const Napi::CallbackInfo& info, Handle* h) {
   uint32_t slot = info[1].As<Napi::Number>().Uint32Value();
-  return slot < 2 ? h->ops[slot].get() : nullptr;
+  return slot < 2 ? h->op(slot) : nullptr;
 }
 
 Napi::Value OpDone(const Napi::CallbackInfo& info) {
@@ -599,6 +664,28 @@ Napi::Value OpResult(const Napi::CallbackInfo& info) {
   HANDLE_OR_RETURN();
   uint32_t slot = info[1].As<Napi::Number>().Uint32Value();
   if (slot >= 2 || !h->ops[slot]) return num(env, kClosed);
+  double r = h->ops[slot]->result;
+  h->ops[slot].reset();
+  return num(env, r);
+}
+
+// netWait(h, slot, timeoutMs): parks the calling fiber until the slot's operation is done, then takes
+// its result as netOpResult does. kPending when the fiber was woken before that (an interruption, a
+// deadlock report, the timeout) or could not park: the operation is still in flight, and JavaScript
+// goes on with the general wait (awaitIo), which cancels it if it must.
+Napi::Value Wait(const Napi::CallbackInfo& info) {
+  HANDLE_OR_RETURN();
+  uint32_t slot = info[1].As<Napi::Number>().Uint32Value();
+  if (slot >= 2 || !h->ops[slot]) return num(env, kClosed);
+  if (!h->ops[slot]->done()) {
+    // While parked, `h` stays alive: info[0] holds its external, so it cannot be finalized. The
+    // operation stays in its slot: only this fiber's calls (serialized per slot) take or replace it.
+    Scheduler* scheduler = scheduler_of(env);
+    WakeReason reason = kWoken;
+    double timeout = info[2].As<Napi::Number>().DoubleValue();
+    if (scheduler == nullptr || scheduler->park(timeout, &reason) != Status::kOk) return num(env, kPending);
+    if (!h->ops[slot] || !h->ops[slot]->done()) return num(env, kPending);
+  }
   double r = h->ops[slot]->result;
   h->ops[slot].reset();
   return num(env, r);
@@ -684,7 +771,7 @@ void register_tcp(Napi::Env env, Napi::Object exports) {
       {"open", Open},         {"read", Read},           {"write", Write},           {"written", Written},
       {"shutdown", Shutdown}, {"connect", Connect},     {"listen", Listen},         {"accept", Accept},
       {"acceptResult", AcceptResult}, {"opDone", OpDone}, {"opCancel", OpCancel}, {"opCancelled", OpCancelled},
-      {"opResult", OpResult}, {"close", Close},         {"setNoDelay", SetNoDelay}, {"setKeepAlive", SetKeepAlive},
+      {"opResult", OpResult}, {"wait", Wait},           {"close", Close},         {"setNoDelay", SetNoDelay}, {"setKeepAlive", SetKeepAlive},
       {"sockname", SockName}, {"peername", PeerName},   {"buffered", Buffered},
   };
   for (const auto& [name, fn] : fns) net.Set(name, Napi::Function::New(env, fn, name));

@@ -6,7 +6,7 @@
 import { FiberStateError, invalidArg } from './errors.js';
 import { Fiber, type SpawnOptions, handleOf, newRecord, recordOf, setCoroutineClass } from './fiber.js';
 import { native } from './native.js';
-import { type FiberRecord, NOTHING, type Outcome, currentRecord, isDone, requireCurrent } from './runtime.js';
+import { type FiberRecord, NOTHING, type Outcome, currentRecord, requireCurrent } from './runtime.js';
 
 /** What {@link Coroutine.resume} returns: a value passed to {@link suspend}, or the final result. */
 export type ResumeResult<Out, T> = { done: false; value: Out | undefined } | { done: true; value: T };
@@ -63,7 +63,7 @@ function transferInto<Out, T>(rec: FiberRecord, input: Outcome): ResumeResult<Ou
       caller.mode = null;
     }
   }
-  if (isDone(rec)) {
+  if (rec.done) {
     const outcome = rec.outcome!;
     rec.observed = true;
     if (!outcome.ok) throw outcome.error;

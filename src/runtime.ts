@@ -76,6 +76,11 @@ export class FiberRecord {
   get label(): string {
     return `#${this.id} '${this.name}'`;
   }
+
+  /** Whether the fiber has finished: what a joiner parks until (a getter, so no narrowing outlives a switch). */
+  get done(): boolean {
+    return this.status === 'done';
+  }
 }
 
 const live = new Map<number, FiberRecord>();
@@ -91,15 +96,16 @@ let deadlockRounds = 0;
 let deadlockLive = 0;
 const deadlockVictims = new Set<FiberRecord>();
 
-/** Whether the fiber has finished (a function, so narrowing does not outlive a switch). */
-export function isDone(rec: FiberRecord): boolean {
-  return rec.status === 'done';
-}
+/** The record currentRecord() found last (or endPark() set): a fiber mostly asks again before it switches. */
+let lastRecord: FiberRecord | undefined;
 
 /** The record of the running fiber, or undefined on the loop thread (or another non-fiber context). */
 export function currentRecord(): FiberRecord | undefined {
   const handle = shared[0];
-  return handle === 0 ? undefined : live.get(handle);
+  if (handle === 0) return undefined;
+  if (lastRecord !== undefined && lastRecord.handle === handle) return lastRecord;
+  lastRecord = live.get(handle);
+  return lastRecord;
 }
 
 /** The running fiber's record; throws NotInFiberError when there is none. */
@@ -174,6 +180,7 @@ function complete(rec: FiberRecord, outcome: Outcome): void {
   rec.mode = null;
   rec.waitingOn = null;
   live.delete(rec.handle);
+  if (lastRecord === rec) lastRecord = undefined; // its handle may come back (generations wrap)
   if (!outcome.ok && outcome.error instanceof FiberInterruptedError && rec.interrupted) rec.interruptionCaught = true;
   const callbacks = rec.doneCallbacks;
   rec.doneCallbacks = undefined;
@@ -199,7 +206,7 @@ export function onUnobservedFailure(fn: (rec: FiberRecord) => void): void {
   unobservedFailure = fn;
 }
 
-/** Calls `cb` when `rec` finishes (check isDone first), in the fiber's last moments. */
+/** Calls `cb` when `rec` finishes (check rec.done first), in the fiber's last moments. */
 export function onDone(rec: FiberRecord, cb: () => void): void {
   (rec.doneCallbacks ??= []).push(cb);
 }
@@ -254,31 +261,59 @@ export function park(
   interruptible: boolean,
   blockers?: () => Iterable<FiberRecord>,
 ): boolean {
+  if (interruptible) checkInterruptOf(self);
+  const canInterrupt = beginPark(self, waitingOn, interruptible, blockers);
+  let result: number;
+  try {
+    result = native.park(timeoutMs);
+  } finally {
+    endPark(self);
+  }
+  const failure = wakeFailure(self, canInterrupt);
+  if (failure !== undefined) throw failure;
+  return result === TIMED_OUT;
+}
+
+/**
+ * The bookkeeping of park() before the native suspension, for callers that suspend in a native call
+ * of their own (one that parks and returns a result, as spindle/net's netWait): fibers() shows what
+ * the fiber waits on, interruptRecord() may wake it (when `interruptible`), and its async context is
+ * taken off. Returns whether the wait is interruptible. Does not check for a pending interruption.
+ * Follow it with endPark(), also when the native call throws, then wakeFailure().
+ */
+export function beginPark(self: FiberRecord, waitingOn: WaitLabel, interruptible: boolean, blockers?: () => Iterable<FiberRecord>): boolean {
   const canInterrupt = interruptible && self.noInterrupt === 0;
-  if (canInterrupt && self.interrupted) throw new FiberInterruptedError(self.interruptReason);
   self.async.leave(waitingOn);
   self.status = 'suspended';
   self.mode = 'parked';
   self.waitingOn = waitingOn;
   self.blockers = blockers;
   self.parkInterruptible = canInterrupt;
-  let result: number;
-  try {
-    result = native.park(timeoutMs);
-  } finally {
-    self.async.enter();
-    self.status = 'running';
-    self.mode = null;
-    self.waitingOn = null;
-    self.blockers = undefined;
-  }
+  return canInterrupt;
+}
+
+/** The bookkeeping of park() after the native suspension returned (or threw): the fiber runs again. */
+export function endPark(self: FiberRecord): void {
+  lastRecord = self;
+  self.async.enter();
+  self.status = 'running';
+  self.mode = null;
+  self.waitingOn = null;
+  self.blockers = undefined;
+}
+
+/**
+ * What the wake-up that ended a park delivers, taken: a deadlock report, or (when the wait was
+ * interruptible) the pending interruption; undefined when neither.
+ */
+export function wakeFailure(self: FiberRecord, canInterrupt: boolean): Error | undefined {
   const wakeError = self.wakeError;
   if (wakeError !== undefined) {
     self.wakeError = undefined;
-    throw wakeError;
+    return wakeError;
   }
-  if (canInterrupt && self.interrupted) throw new FiberInterruptedError(self.interruptReason);
-  return result === TIMED_OUT;
+  if (canInterrupt && self.interrupted) return new FiberInterruptedError(self.interruptReason);
+  return undefined;
 }
 
 /**
@@ -323,6 +358,32 @@ export function interruptRecord(rec: FiberRecord, reason: unknown): void {
   if (rec.mode === 'parked' && rec.parkInterruptible) wake(rec);
 }
 
+/**
+ * Parks the running fiber `self` until `until.done` (whoever ends the wait wakes `self` through
+ * waker(self)) or `timeoutMs` elapses (negative: never); returns false on timeout. An interruption (or
+ * DeadlockError) is thrown even if the wait ended at the same moment; sync/waiters.ts's blockOn lets
+ * completion win instead. `blockers` names the fibers that could end the wait, for deadlock reports.
+ */
+export function parkUntil(
+  self: FiberRecord,
+  until: { readonly done: boolean },
+  waitingOn: WaitLabel,
+  timeoutMs: number,
+  interruptible: boolean,
+  blockers?: () => Iterable<FiberRecord>,
+): boolean {
+  const deadline = timeoutMs >= 0 ? performance.now() + timeoutMs : Infinity;
+  try {
+    while (!until.done) {
+      const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
+      if (park(self, waitingOn, remaining, interruptible, blockers) && !until.done) return false;
+    }
+    return true;
+  } finally {
+    endWait(self);
+  }
+}
+
 class Joining {
   constructor(private readonly target: FiberRecord) {}
   toString(): string {
@@ -335,18 +396,12 @@ class Joining {
  * An interruption point when `interruptible`.
  */
 export function awaitDone(self: FiberRecord, target: FiberRecord, timeoutMs: number, interruptible: boolean): boolean {
-  if (isDone(target)) return true;
-  const deadline = timeoutMs >= 0 ? performance.now() + timeoutMs : Infinity;
+  if (target.done) return true;
   const wakeSelf = waker(self);
   onDone(target, wakeSelf);
   try {
-    while (!isDone(target)) {
-      const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
-      if (park(self, new Joining(target), remaining, interruptible, () => [target]) && !isDone(target)) return false;
-    }
-    return true;
+    return parkUntil(self, target, new Joining(target), timeoutMs, interruptible, () => [target]);
   } finally {
-    endWait(self);
     offDone(target, wakeSelf);
   }
 }

@@ -2,7 +2,7 @@
 import { constants } from 'node:os';
 
 import { invalidArg, outOfRange } from './errors.js';
-import { type IoOperation, awaitIo } from './io/wait.js';
+import { type NativeIo, NativeOp, awaitIo } from './io/wait.js';
 import { native } from './native.js';
 import { timeoutOption } from './options.js';
 import { type FiberRecord, checkInterruptOf, liveRecords, onDone, requireCurrent, wake } from './runtime.js';
@@ -35,15 +35,17 @@ export interface Signals {
   wait(signal: SignalSpec | readonly SignalSpec[], opts?: SignalWaitOptions): NodeJS.Signals;
 }
 
-interface SignalWaitOp extends IoOperation {
-  signal(): number;
+/** A wait in flight (a napi_external). */
+type OpHandle = object;
+
+interface SignalsNative extends NativeIo<OpHandle> {
+  /** The wait, a libuv error number if it could not start, or undefined (the environment is going away). */
+  wait(signums: number[]): OpHandle | number | undefined;
+  /** Once done and not cancelled: the signal that arrived. */
+  signal(op: OpHandle): number;
 }
 
-interface SignalsNative {
-  signalWait(signums: number[]): SignalWaitOp | number;
-}
-
-const signalsNative = native as unknown as SignalsNative;
+const signalsNative = (native as unknown as { signals: SignalsNative }).signals;
 const byNumber = new Map<number, NodeJS.Signals>();
 for (const [name, num] of Object.entries(constants.signals)) if (!byNumber.has(num)) byNumber.set(num, name as NodeJS.Signals);
 
@@ -88,11 +90,12 @@ export const signals: Signals = Object.freeze({
     const timeout = timeoutOption(opts);
     const self = requireCurrent('signals.wait()');
     checkInterruptOf(self);
-    const op = signalsNative.signalWait(signums);
-    if (typeof op === 'number') uncatchable(signums, 'signal');
+    const started = signalsNative.wait(signums);
+    if (typeof started === 'number') uncatchable(signums, 'signal');
+    const op = new NativeOp(signalsNative, started);
     const names = signums.map((n) => byNumber.get(n)).join('|');
     awaitIo(self, op, `signal(${names})`, timeout, `signals.wait(${names})`);
-    return byNumber.get(op.signal())!;
+    return byNumber.get(signalsNative.signal(op.handle))!;
   },
 });
 

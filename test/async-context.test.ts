@@ -1,8 +1,8 @@
-import { AsyncLocalStorage, executionAsyncId } from 'node:async_hooks';
+import { AsyncLocalStorage, AsyncResource, executionAsyncId } from 'node:async_hooks';
 
 import { describe, expect, it } from 'vitest';
 
-import { type Fiber, sleep, spawn, wait, yieldNow } from '../dist/index.js';
+import { type Fiber, FiberStateError, sleep, spawn, wait, yieldNow } from '../dist/index.js';
 import { inFiber, runScript, until } from './helpers.js';
 
 const nodeMajor = Number(process.versions.node.split('.')[0]);
@@ -147,6 +147,41 @@ describe('async context (AsyncLocalStorage, async_hooks)', () => {
     expect(r.code).toBe(0);
     // Node 20 and 22 expose the async id stack, so it must work there; later versions refuse clearly.
     expect(r.stdout.trim()).toBe(JSON.stringify([nodeMajor < 24 ? 'works' : 'refused']));
+  });
+
+  it('scopes nested deeper than Node\'s initial async id stack travel with their fiber across suspensions', async () => {
+    // 40 levels per fiber, 3 fibers interleaving: each resume puts them all back (Node's id stack starts
+    // with room for 16 and grows), each suspension takes them off.
+    const depth = 40;
+    const nest = (level: number, ids: number[]): string => {
+      if (level === depth) {
+        sleep(1);
+        yieldNow();
+        wait(Promise.resolve());
+        return executionAsyncId() === ids[ids.length - 1] ? 'works' : 'innermost id changed';
+      }
+      const resource = new AsyncResource(`Level${level}`);
+      return resource.runInAsyncScope(() => {
+        const inner = nest(level + 1, [...ids, resource.asyncId()]);
+        yieldNow();
+        return executionAsyncId() === resource.asyncId() ? inner : `level ${level} id changed`;
+      });
+    };
+    const workers = Array.from({ length: 3 }, () =>
+      spawn(() => {
+        const own = executionAsyncId();
+        try {
+          const result = nest(0, [own]);
+          yieldNow();
+          return executionAsyncId() === own ? result : 'own id changed';
+        } catch (e) {
+          return e instanceof FiberStateError ? 'refused' : `other error: ${e}`;
+        }
+      }),
+    );
+    const results = await Promise.all(workers.map((w) => w.result()));
+    expect(new Set(results)).toEqual(new Set([nodeMajor < 24 ? 'works' : 'refused']));
+    await new Promise((resolve) => setTimeout(resolve, 1)); // the loop's own async machinery still works
   });
 
   it('executionAsyncId() inside a fiber is stable across its suspensions', async () => {

@@ -274,6 +274,27 @@ describe('bench/cli.mjs --quick', () => {
     expect(r.stderr).toContain('--backend');
   });
 
+  it('--io tcp --connections 100 runs the TCP echo alone, at 100 connections', { timeout: 150_000 }, () => {
+    const r = runCli(['--only', 'io', '--io', 'tcp', '--connections', '100']);
+    expect(r.status, r.stderr).toBe(0);
+    for (const heading of ['(j) TCP echo, 100 conn: spindle, fiber/conn', '(j) ... Node net, callbacks', 'ratios']) expect(r.stdout, heading).toContain(heading);
+    for (const heading of ['(j) TCP echo, 1 conn', '(j) TCP echo, 10 conn', '(k) ', '(l) ']) expect(r.stdout, heading).not.toContain(heading);
+    expect(r.stdout).toMatch(/\(j\) echo, 100 conn: spindle \/ callbacks.*(met|NOT MET)/);
+    const doc = JSON.parse(readFileSync(path.join(outDir, 'latest.json'), 'utf8'));
+    expect(doc.params.io.parts).toEqual(['tcp']);
+    expect(doc.params.io.connections).toEqual([100]);
+    expect(Object.keys(doc.results).sort()).toEqual(['tcpEcho100Await', 'tcpEcho100Callback', 'tcpEcho100Spindle']);
+    for (const m of Object.values(doc.results) as Array<{ value: number }>) expect(m.value).toBeGreaterThan(0);
+  });
+
+  it('--io and --connections reject values they do not know', () => {
+    for (const bad of [['--io', 'tcp,disk'], ['--connections', '10,zero'], ['--connections', '0']]) {
+      const r = runCli(bad);
+      expect(r.status, bad.join(' ')).toBe(2);
+      expect(r.stderr).toContain(bad[0]);
+    }
+  });
+
   it('--only rejects an unknown section', () => {
     const r = runCli(['--only', 'nope']);
     expect(r.status).toBe(2);

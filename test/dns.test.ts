@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { FiberInterruptedError, NotInFiberError, TimeoutError, spawn } from '../dist/index.js';
 import { type LookupAddress, type LookupError, lookup, lookupAll } from '../dist/dns/index.js';
 
-import { inFiber, root, runScript, thrown } from './helpers.js';
+import { inFiber, root, runScript, terminateBusyWorkers, thrown } from './helpers.js';
 
 const dnsEntry = JSON.stringify(path.join(root, 'dist', 'cjs', 'dns', 'index.js'));
 
@@ -204,5 +204,19 @@ describe('dns: cancellation (child process, one threadpool thread)', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('exiting true');
     expect(r.code).toBe(0);
+  });
+});
+
+describe('dns: Worker termination', () => {
+  it('Workers terminated amid a stream of lookups from many fibers end cleanly, every time', () => {
+    // While a Worker terminates, fibers may still make a call or two into the addon: with the lookup
+    // an ObjectWrap, its methods' napi_unwrap failed and node-addon-api aborted the process.
+    const r = terminateBusyWorkers(`
+      const { lookup } = require(${dnsEntry});
+      for (let i = 0; i < 16; i++) spawn(() => { for (;;) { lookup('localhost'); busy(); } });
+    `);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(Array(16).fill(1));
   });
 });

@@ -22,6 +22,10 @@ function blockPool(ms, done) {
 const outcome = (fiber) => { try { return ['ok', fiber.join()]; } catch (e) { return [e.constructor.name, e.code]; } };
 `;
 
+// Reads of cached files complete without the threadpool (inline); tests of reads queued in the pool
+// turn that off.
+const NO_INLINE = { SPINDLE_FS_INLINE: '0' };
+
 function run(source: string, env: NodeJS.ProcessEnv = {}): { code: number | null; out: Record<string, unknown>; stderr: string } {
   const r = runScript(PRELUDE + source, { env: { UV_THREADPOOL_SIZE: '1', ...env }, timeoutMs: 60_000 });
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
@@ -58,12 +62,13 @@ describe('spindle/fs: interruption and timeouts of queued operations', () => {
         f.close();
         console.log(JSON.stringify({ waiting, inFlightBefore, outcomes, ...state, rest,
           data: nfs.readFileSync(at('data'), 'utf8'), created: nfs.existsSync(at('created')), moved: nfs.existsSync(at('moved')),
-          d1: nfs.existsSync(at('d1')) }));
+          d1: nfs.existsSync(at('d1')), inline: fs._ioCounters().inlineReads }));
       });
-    `);
+    `, NO_INLINE);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = r.out;
+    expect(out.inline).toBe(0);
     expect(out.waiting).toEqual([
       expect.stringMatching(/^fs\.read\(fd \d+\)$/),
       expect.stringMatching(/^fs\.write\(fd \d+\)$/),
@@ -141,7 +146,7 @@ describe('spindle/fs: interruption and timeouts of queued operations', () => {
         const outcomes = [outcome(reader), outcome(closer)];
         console.log(JSON.stringify({ closerWaits, outcomes, fd: f.fd, early: !poolFree }));
       });
-    `);
+    `, NO_INLINE);
     expect(r.stderr).toBe('');
     expect(r.out.closerWaits).toMatch(/^fs\.close\(fd \d+\): calls in flight$/);
     expect(r.out.outcomes).toEqual([

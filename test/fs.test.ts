@@ -220,12 +220,12 @@ describe('spindle/fs: File', () => {
 
   it('close waits for another fiber\'s read in flight on the same file', async () => {
     const p = at('shared-close.bin');
-    nfs.writeFileSync(p, Buffer.alloc(1 << 20, 1));
+    nfs.writeFileSync(p, Buffer.alloc(2 << 20, 1));
     const order: string[] = [];
     await inFiber(() => {
       const f = fs.open(p);
       const reader = spawn(() => {
-        const n = f.read(Buffer.alloc(1 << 20));
+        const n = f.read(Buffer.alloc(2 << 20)); // over 1 MiB: through the threadpool, even when cached
         order.push(`read ${n}`);
       });
       yieldNow(); // the reader starts its read and parks
@@ -234,7 +234,7 @@ describe('spindle/fs: File', () => {
       order.push('closed');
       reader.join();
     });
-    expect(order).toEqual([`read ${1 << 20}`, 'closed']);
+    expect(order).toEqual([`read ${2 << 20}`, 'closed']);
   });
 
   it('open flags and mode: wx fails on an existing file, numeric flags, created mode', async () => {

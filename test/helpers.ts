@@ -37,6 +37,36 @@ export function runScript(source: string, opts: { timeoutMs?: number; args?: str
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * Worker termination in the middle of IO: runs `rounds` Workers, two at a time, whose fibers run
+ * `body` (with `spawn`, `signals` and `busy()` in scope; the body calls busy() after each operation)
+ * and terminates each 0-3 ms after its 200th operation, at a different moment of its traffic each
+ * time. The child prints the Workers' exit codes as JSON once all have ended.
+ */
+export function terminateBusyWorkers(body: string, rounds = 16): RunResult {
+  const worker = `
+    const { spawn, signals } = require(${JSON.stringify(cjsEntry)});
+    const { parentPort } = require('node:worker_threads');
+    let n = 0;
+    const busy = () => { if (++n === 200) parentPort.postMessage('busy'); };
+    ${body}`;
+  return runScript(`
+    const { Worker } = require('node:worker_threads');
+    const codes = [];
+    const start = (i) => {
+      const w = new Worker(${JSON.stringify(worker)}, { eval: true });
+      w.on('error', (e) => console.log('error', String(e)));
+      w.once('message', () => setTimeout(() => w.terminate().then((code) => {
+        codes.push(code);
+        if (codes.length === ${rounds}) console.log(JSON.stringify(codes));
+        else if (i + 2 < ${rounds}) start(i + 2);
+      }), i % 4));
+    };
+    start(0);
+    start(1);
+  `);
+}
+
 /** Runs `fn` in a new fiber and resolves with its outcome. */
 export function inFiber<T>(fn: () => T): Promise<T> {
   return spawn(fn).result();

@@ -1,8 +1,10 @@
 // Process lifetime with fibers: what keeps the process alive, deadlocks at exit, process.exit with
 // parked fibers, uncaught errors, worker threads. Each case runs in a child process.
+import path from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 
-import { type RunResult, runScript } from './helpers.js';
+import { type RunResult, root, runScript, terminateBusyWorkers } from './helpers.js';
 
 const CRASH = /FATAL|Check failed|Segmentation|Abort|core dumped|double free|heap corruption/i;
 
@@ -326,5 +328,20 @@ describe('process lifetime', () => {
       expect(r.stdout).toBe('worker exit 5\nmain exit 0\n');
       expect(r.code).toBe(0);
     });
+  });
+
+  it('a terminated Worker ends even when its fibers catch every error and retry in a loop', () => {
+    // Node stops calling into JavaScript before it tears the environment down, and turns the loop
+    // meanwhile: fibers resumed then saw every IO call fail at once, caught it, and spun forever.
+    const fsEntry = JSON.stringify(path.join(root, 'dist', 'cjs', 'fs', 'index.js'));
+    const r = terminateBusyWorkers(`
+      const fs = require(${fsEntry});
+      const { sleep } = require(${JSON.stringify(path.join(root, 'dist', 'cjs', 'index.js'))});
+      for (let i = 0; i < 4; i++) spawn(() => { for (;;) { try { fs.stat('/'); busy(); } catch {} } });
+      for (let i = 0; i < 4; i++) spawn(() => { for (;;) { try { sleep(0); busy(); } catch {} } });
+    `, 8);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(Array(8).fill(1));
   });
 });

@@ -39,6 +39,23 @@ function pair(server = loopback()): [Socket, Socket, Server] {
   return [client, acceptor.join(), server];
 }
 
+/** A connected pair over a Unix-domain socket: [client, server side]. A write there is in the peer's receive queue when it returns. */
+function unixPair(): [Socket, Socket, Server] {
+  const server = listen({ path: sockPath() });
+  const acceptor = spawn(() => server.accept());
+  const client = connect({ path: server.address() as string });
+  return [client, acceptor.join(), server];
+}
+
+/** A fiber made ready now, which runs only once the calling fiber suspends: ran() tells whether it did. */
+function witness(): { ran(): boolean } {
+  let ran = false;
+  spawn(() => {
+    ran = true;
+  });
+  return { ran: () => ran };
+}
+
 function expectCode(error: unknown, code: string): void {
   expect(error).toBeInstanceOf(Error);
   expect((error as { code: string }).code).toBe(code);
@@ -278,6 +295,93 @@ describe('EOF, shutdown, close', () => {
         for (;;) if (b.read(buf) === 0) throw Object.assign(new Error('eof'), { code: 'EOF' });
       });
       expect(['ECONNRESET', 'EOF']).toContain((error as { code: string }).code);
+      b.close();
+      server.close();
+    });
+  });
+});
+
+describe('a read that finds its bytes in the kernel', () => {
+  // Bytes that libuv has not read yet (the loop has not polled since they came): the read takes them
+  // itself instead of suspending until the loop's next turn.
+  it('takes them without suspending, after the bytes already read ahead, in order', async () => {
+    await inFiber(() => {
+      const [a, b, server] = unixPair();
+      const buf = Buffer.alloc(16);
+      let w = witness();
+      a.write('abc');
+      expect(b.read(buf)).toBe(3);
+      expect(w.ran()).toBe(false);
+      expect(buf.subarray(0, 3).toString()).toBe('abc');
+
+      a.write('12');
+      yieldUntil(() => b.bufferedLength === 2, 'the read-ahead to take 2 bytes');
+      a.write('34');
+      w = witness();
+      expect(b.read(buf)).toBe(2);
+      expect(buf.subarray(0, 2).toString()).toBe('12');
+      expect(b.read(buf)).toBe(2);
+      expect(buf.subarray(0, 2).toString()).toBe('34');
+      expect(w.ran()).toBe(false);
+      a.close();
+      b.close();
+      server.close();
+    });
+  });
+
+  it('still lets the loop and the other fibers run every 64 reads when the peer always has more', async () => {
+    await inFiber(() => {
+      const [a, b, server] = unixPair();
+      const data = Buffer.alloc(32 * 1024);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+      a.write(data); // all of it waits in b's receive queue
+      const w = witness();
+      const got = Buffer.alloc(data.length);
+      const one = Buffer.alloc(1);
+      let firstRan = -1;
+      for (let i = 0; i < data.length; i++) {
+        if (b.read(one) !== 1) throw new Error(`read ${i} returned no byte`);
+        got[i] = one[0];
+        if (firstRan < 0 && w.ran()) firstRan = i;
+      }
+      expect(got.equals(data)).toBe(true);
+      expect(firstRan).toBeGreaterThanOrEqual(0);
+      expect(firstRan).toBeLessThanOrEqual(64);
+      a.close();
+      b.close();
+      server.close();
+    });
+  });
+
+  it('leaves EOF to libuv: the bytes before it, then 0 for good', async () => {
+    await inFiber(() => {
+      const [a, b, server] = unixPair();
+      const buf = Buffer.alloc(16);
+      a.write('last');
+      a.shutdown();
+      const w = witness();
+      expect(b.read(buf)).toBe(4);
+      expect(w.ran()).toBe(false);
+      expect(b.read(buf)).toBe(0);
+      expect(b.read(buf)).toBe(0);
+      b.write('still writable');
+      expect(a.readExactly(14).toString()).toBe('still writable');
+      a.close();
+      b.close();
+      server.close();
+    });
+  });
+
+  it('reports a reset it finds there as ECONNRESET, and again on the next read', async () => {
+    await inFiber(() => {
+      const [a, b, server] = unixPair();
+      b.write('never read');
+      a.close(); // closed with unread bytes: the peer's next read fails with ECONNRESET
+      const w = witness();
+      const buf = Buffer.alloc(16);
+      expect(thrown(() => b.read(buf))).toMatchObject({ code: 'ECONNRESET', syscall: 'read' });
+      expect(w.ran()).toBe(false);
+      expect(thrown(() => b.read(buf))).toMatchObject({ code: 'ECONNRESET', syscall: 'read' });
       b.close();
       server.close();
     });

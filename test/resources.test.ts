@@ -73,7 +73,7 @@ describe('resources', () => {
     );
     expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout);
-    expect(out.backend).toMatch(/^(carrier|threads)$/);
+    expect(out.backend).toBe('threads');
     if (out.before > 0) {
       // 4 buckets per carrier: 2,000 carriers want 8,192.
       expect(out.after).toBeGreaterThanOrEqual(8192);

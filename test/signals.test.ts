@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 
 import { NotInFiberError, shutdownOn, signals } from '../dist/index.js';
 
-import { cjsEntry, inFiber, runScript, thrown } from './helpers.js';
+import { cjsEntry, inFiber, runScript, terminateBusyWorkers, thrown } from './helpers.js';
 
 interface ChildResult {
   code: number | null;
@@ -174,6 +174,25 @@ describe('signals.wait', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('waiting\nterminated');
     expect(r.code).toBe(0);
+  });
+
+  it('Workers terminated while many fibers wait on signals, in a loop or for good, end cleanly, every time', () => {
+    // While a Worker terminates, fibers may still make a call or two into the addon: with the wait an
+    // ObjectWrap, its methods' napi_unwrap failed and node-addon-api aborted the process.
+    const r = terminateBusyWorkers(`
+      for (let i = 0; i < 16; i++) {
+        spawn(() => {
+          for (;;) {
+            try { signals.wait(['SIGUSR2', 'SIGWINCH'], { timeout: i % 2 }); } catch (e) { if (e.code !== 'ERR_FIBER_TIMEOUT') throw e; }
+            busy();
+          }
+        });
+        spawn(() => signals.wait('SIGUSR2'));
+      }
+    `);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(Array(16).fill(1));
   });
 });
 

@@ -16,7 +16,7 @@ import { isIP } from 'node:net';
 import { getSystemErrorMap } from 'node:util';
 
 import { invalidArg } from '../errors.js';
-import { type IoOperation, awaitIo } from '../io/wait.js';
+import { type NativeIo, NativeOp, awaitIo } from '../io/wait.js';
 import { native } from '../native.js';
 import { timeoutOption } from '../options.js';
 import { checkInterruptOf, requireCurrent } from '../runtime.js';
@@ -56,16 +56,17 @@ export interface LookupError extends Error {
   hostname: string;
 }
 
-interface GetAddrInfoOp extends IoOperation {
-  status(): number;
-  addresses(): LookupAddress[];
+/** A lookup in flight (a napi_external). */
+type OpHandle = object;
+
+interface DnsNative extends NativeIo<OpHandle> {
+  /** The lookup, a libuv error number if it could not start, or undefined (the environment is going away). */
+  getaddrinfo(host: string, family: number): OpHandle | number | undefined;
+  status(op: OpHandle): number;
+  addresses(op: OpHandle): LookupAddress[];
 }
 
-interface DnsNative {
-  getaddrinfo(host: string, family: number): GetAddrInfoOp | number;
-}
-
-const dnsNative = native as unknown as DnsNative;
+const dnsNative = (native as unknown as { dns: DnsNative }).dns;
 
 function familyOption(opts: LookupOptions | undefined): number {
   if (opts === undefined) return 0;
@@ -109,12 +110,13 @@ function resolve(host: unknown, opts: LookupOptions | undefined, operation: stri
   // A numeric address needs no resolver (as in Node, whatever the family option says).
   const literal = isIP(host);
   if (literal !== 0) return [{ address: host, family: literal as 4 | 6 }];
-  const op = dnsNative.getaddrinfo(host, family);
-  if (typeof op === 'number') throw dnsError(op, host);
+  const started = dnsNative.getaddrinfo(host, family);
+  if (typeof started === 'number') throw dnsError(started, host);
+  const op = new NativeOp(dnsNative, started);
   awaitIo(self, op, `getaddrinfo(${host})`, timeout, `${operation}(${host})`);
-  const status = op.status();
+  const status = dnsNative.status(op.handle);
   if (status !== 0) throw dnsError(status, host);
-  const addresses = op.addresses();
+  const addresses = dnsNative.addresses(op.handle);
   if (addresses.length === 0) throw dnsError(noDataErrno(), host);
   return addresses;
 }

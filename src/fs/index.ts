@@ -3,6 +3,16 @@
  * operation on libuv's threadpool (the one Node's own `fs` uses) while other fibers keep running, and
  * returns its result directly: `const n = file.read(buf)`.
  *
+ * Reads from the page cache do not suspend (Linux): a read first asks the kernel for what is already
+ * cached (`preadv2` with `RWF_NOWAIT`, which returns `EAGAIN` instead of waiting for the disk) and
+ * returns at once when the range is there; otherwise it goes to the threadpool as above. The result is
+ * what a blocking read returns: a regular file's read is full unless it reaches the end of the file.
+ * Files on file systems that do not support `RWF_NOWAIT` (tmpfs and procfs on Linux 6.18, for
+ * instance), FIFOs, and files opened with `O_DIRECT` always use the threadpool. So that a fiber reading a cached file in a loop cannot starve
+ * the others, a fiber that completed 64 reads (or 4 MiB) without suspending suspends before its next
+ * read until the event loop has turned once (as `sleep(0)`), so other fibers, timers and IO callbacks
+ * run; that suspension is an interruption point too.
+ *
  * Shared semantics:
  * - Every function here must be called inside a fiber; outside one it throws `NotInFiberError` (use
  *   `node:fs/promises` there).
@@ -14,7 +24,9 @@
  * - Every call that does IO is an interruption point: an interrupted call cancels its operation and
  *   throws `FiberInterruptedError` once the cancellation took effect. An operation libuv already started
  *   cannot be cancelled; the fiber then waits for it and gets its result, and the interruption is
- *   delivered at the next interruption point (so a completed read or write is never lost).
+ *   delivered at the next interruption point (so a completed read or write is never lost). The check
+ *   comes before the operation starts: a read served from the page cache completes without suspending,
+ *   and an interruption that arrives meanwhile is delivered at the next interruption point.
  * - `{ timeout }` (ms) bounds a whole call (all its operations); when it elapses the operation in
  *   flight is cancelled the same way and `TimeoutError` is thrown.
  * - File descriptors are never leaked by a failing, interrupted or timed-out call.
@@ -28,7 +40,7 @@ import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 
 import { NotInFiberError, TimeoutError, invalidArg, outOfRange } from '../errors.js';
-import { type IoOperation, awaitIo } from '../io/wait.js';
+import { NativeOp, awaitIo } from '../io/wait.js';
 import { native } from '../native.js';
 import { type FiberRecord, checkInterruptOf, currentRecord, endWait, park, waker } from '../runtime.js';
 
@@ -51,7 +63,8 @@ interface FsNative {
   open(path: string, flags: number, mode: number): OpHandle;
   close(fd: number): OpHandle;
   closeSync(fd: number): number;
-  read(fd: number, buffer: ArrayBufferView, offset: number, length: number, position: number): OpHandle;
+  /** A number: completed inline (bytes read), or YIELD; otherwise the operation. */
+  read(fd: number, buffer: ArrayBufferView, offset: number, length: number, position: number, cursorOk: boolean): OpHandle | number;
   write(fd: number, buffer: ArrayBufferView, offset: number, length: number, position: number): OpHandle;
   stat(path: string): OpHandle;
   lstat(path: string): OpHandle;
@@ -71,22 +84,30 @@ interface FsNative {
   cancelled(op: OpHandle): boolean;
   result(op: OpHandle, out?: Float64Array | number[]): number | string | string[];
   inFlight(): number;
+  size(fd: number): number;
+  counters(): IoCounters;
+}
+
+/** @internal Process-wide counts of the read paths (tests, benchmarks). */
+export interface IoCounters {
+  /** Reads completed inline, from the page cache. */
+  inlineReads: number;
+  /** Reads sent to the threadpool, for any reason. */
+  pooledReads: number;
+  /** readFile sizes read inline (instead of an fstat on the threadpool). */
+  inlineSizes: number;
+  /** Descriptors whose file system refused RWF_NOWAIT (remembered: later reads go to the threadpool). */
+  refusedFds: number;
+  /** Reads that first let the event loop turn because the fiber had spent its inline budget. */
+  budgetSpent: number;
+  /** Inline reads are off for the process (not Linux, or the kernel lacks preadv2/statx). */
+  inlineOff: boolean;
 }
 
 const fsNative = (native as unknown as { fs: FsNative }).fs;
 
-class NativeOp implements IoOperation {
-  constructor(readonly handle: OpHandle) {}
-  done(): boolean {
-    return fsNative.done(this.handle);
-  }
-  cancel(): void {
-    fsNative.cancel(this.handle);
-  }
-  cancelled(): boolean {
-    return fsNative.cancelled(this.handle);
-  }
-}
+/** What `fsNative.read` returns when the fiber spent its inline budget: yield to the loop, then call again. */
+const YIELD = -1;
 
 /** One public call in progress: its fiber, its name (for errors and timeouts) and its deadline. */
 class Call {
@@ -102,16 +123,24 @@ class Call {
   /**
    * Starts an operation and waits for it; returns its raw result (negative: errno). An interruption
    * point before it starts too: a pending interruption, or a deadline already passed, starts nothing.
+   * `start` returns a number when the operation completed at once (an inline read): that is the result;
+   * or YIELD: the fiber first lets the event loop turn (other fibers, timers and IO run), then calls
+   * `start` again.
    */
-  wait(start: () => OpHandle, waitingOn: string, out?: Float64Array | number[]): number | string | string[] {
+  wait(start: () => OpHandle | number, waitingOn: string, out?: Float64Array | number[]): number | string | string[] {
     checkInterruptOf(this.self);
     let remaining = -1;
     if (this.deadline !== Infinity) {
       remaining = this.deadline - performance.now();
       if (remaining <= 0) throw new TimeoutError(this.operation, this.timeout);
     }
-    const handle = started(start());
-    const op = new NativeOp(handle);
+    let begun = start();
+    while (begun === YIELD) {
+      park(this.self, waitingOn, 0, true);
+      begun = start();
+    }
+    if (typeof begun === 'number') return begun;
+    const op = new NativeOp(fsNative, begun);
     if (!op.done()) {
       try {
         awaitIo(this.self, op, waitingOn, remaining, this.operation);
@@ -120,23 +149,15 @@ class Call {
         throw error;
       }
     }
-    return fsNative.result(handle, out);
+    return fsNative.result(op.handle, out);
   }
 
   /** Like wait, for operations whose result is a number; a negative one is thrown as a Node error. */
-  num(start: () => OpHandle, waitingOn: string, syscall: string, p?: string, dest?: string): number {
+  num(start: () => OpHandle | number, waitingOn: string, syscall: string, p?: string, dest?: string): number {
     const r = this.wait(start, waitingOn) as number;
     if (r < 0) throw uvError(r, syscall, p, dest);
     return r;
   }
-}
-
-/** The handle of a started operation; undefined means the environment is shutting down. */
-function started(handle: OpHandle | undefined): OpHandle {
-  if (handle === undefined) {
-    throw Object.assign(new Error('the environment is shutting down: no more file system operations'), { code: 'ERR_FIBER_TERMINATING' });
-  }
-  return handle;
 }
 
 function begin(operation: string, opts: TimeoutOptions | undefined, optsName = 'options'): Call {
@@ -152,7 +173,7 @@ function begin(operation: string, opts: TimeoutOptions | undefined, optsName = '
 
 // Waits for an operation that must complete (close): not an interruption point, no timeout.
 function waitUninterruptibly(self: FiberRecord, start: OpHandle | undefined, waitingOn: string): number {
-  const handle = started(start);
+  const { handle } = new NativeOp(fsNative, start);
   while (!fsNative.done(handle)) park(self, waitingOn, -1, false);
   return fsNative.result(handle) as number;
 }
@@ -420,9 +441,11 @@ export class File {
 
   /**
    * Reads up to `length` bytes into `buffer` at `offset`, from `position` (null/-1/absent: the current
-   * position, which advances). Returns the number of bytes read: 0 at the end of the file (or when
-   * `length` is 0). Suspends the fiber until the read completes; an interruption point: an
-   * interrupted read that was cancelled wrote nothing into `buffer` and moved no position.
+   * position, which advances). Returns the number of bytes read: from a regular file, all `length`
+   * unless the end of the file comes first; 0 at the end (or when `length` is 0). Returns at once when
+   * the page cache holds the range (see the module's notes), else suspends the fiber until the read
+   * completes. An interruption point: an interrupted read that was cancelled returned no bytes and moved
+   * no position (the range of `buffer` it was given may have been written).
    * Also `read(buffer, { offset, length, position, timeout })`.
    * @throws TypeError/RangeError for a bad argument (a `length` beyond the buffer, a closed file: `EBADF`),
    *   a Node-style error when the read fails, FiberInterruptedError, TimeoutError, NotInFiberError.
@@ -451,7 +474,9 @@ export class File {
     const fd = this.#enter('read');
     try {
       if (lengthN === 0) return 0;
-      return call.num(() => fsNative.read(fd, buf, offsetN, lengthN, posN), `fs.read(fd ${fd})`, 'read');
+      // At the current position, an inline read may need to move the position back: only when no
+      // other call on this File is in flight (asked at each start: the budget's yield lets others in).
+      return call.num(() => fsNative.read(fd, buf, offsetN, lengthN, posN, this.#pending === 1), `fs.read(fd ${fd})`, 'read');
     } finally {
       this.#leave();
     }
@@ -498,7 +523,7 @@ export class File {
     const call = begin('readAll', objectArg(opts, 'options'));
     const fd = this.#enter('read');
     try {
-      return readToEnd(call, fd);
+      return readToEnd(call, fd, () => this.#pending === 1, false);
     } finally {
       this.#leave();
     }
@@ -602,15 +627,23 @@ function writeAll(call: Call, fd: number, bytes: ArrayBufferView, position: numb
   return total;
 }
 
-function readToEnd(call: Call, fd: number): Buffer {
-  const size = statCall(call, () => fsNative.fstat(fd), `fs.fstat(fd ${fd})`, 'fstat');
-  const known = size.isFile() ? size.size : 0;
+/**
+ * Reads `fd` from its current position to the end. `cursorOk()`: whether no other call is in flight on
+ * `fd` (see File.read). `fresh`: `fd` was just opened, so the size the kernel holds is current even on
+ * network file systems (they revalidate at open) and may be read inline.
+ */
+function readToEnd(call: Call, fd: number, cursorOk: () => boolean, fresh: boolean): Buffer {
+  let known = fresh ? fsNative.size(fd) : -2; // -1: not a regular file; -2: ask fstat
+  if (known === -2) {
+    const size = statCall(call, () => fsNative.fstat(fd), `fs.fstat(fd ${fd})`, 'fstat');
+    known = size.isFile() ? size.size : 0;
+  }
   if (known > 0) {
     // Known size (as Node's readFile): read until that many bytes or the end.
     const buf = Buffer.allocUnsafe(known);
     let total = 0;
     while (total < known) {
-      const n = call.num(() => fsNative.read(fd, buf, total, known - total, -1), `fs.read(fd ${fd})`, 'read');
+      const n = call.num(() => fsNative.read(fd, buf, total, known - total, -1, cursorOk()), `fs.read(fd ${fd})`, 'read');
       if (n === 0) break;
       total += n;
     }
@@ -621,7 +654,7 @@ function readToEnd(call: Call, fd: number): Buffer {
   let total = 0;
   for (;;) {
     const chunk = Buffer.allocUnsafe(64 * 1024);
-    const n = call.num(() => fsNative.read(fd, chunk, 0, chunk.length, -1), `fs.read(fd ${fd})`, 'read');
+    const n = call.num(() => fsNative.read(fd, chunk, 0, chunk.length, -1, cursorOk()), `fs.read(fd ${fd})`, 'read');
     if (n === 0) break;
     chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
     total += n;
@@ -691,7 +724,7 @@ export function readFile(path: PathLike, options?: BufferEncoding | ReadFileOpti
   const encoding = encodingArg(o?.encoding);
   const flags = flagsArg(o?.flag ?? 'r', 'options.flag');
   const call = begin('readFile', o);
-  const data = withFd(call, p, flags, 0o666, (fd) => readToEnd(call, fd));
+  const data = withFd(call, p, flags, 0o666, (fd) => readToEnd(call, fd, () => true, true));
   return encoding === undefined ? data : data.toString(encoding);
 }
 
@@ -1005,6 +1038,11 @@ export function realpath(path: PathLike, opts?: TimeoutOptions): string {
   const r = call.wait(() => fsNative.realpath(p), `fs.realpath(${quote(p)})`);
   if (typeof r === 'number') throw uvError(r, 'realpath', p);
   return r as string;
+}
+
+/** @internal Process-wide counts of the read paths: inline (page cache) or threadpool (tests, benchmarks). */
+export function _ioCounters(): IoCounters {
+  return fsNative.counters();
 }
 
 /** @internal Tracked native file system operations in flight in this environment (tests). */

@@ -6,7 +6,7 @@
 //   interruption stays pending for the next interruption point (delivered, or not at all);
 // - `timeout` works the same way and throws TimeoutError when the operation was cancelled.
 // The fiber never moves on while its operation is in flight, so no completion can wake it later.
-import { TimeoutError } from '../errors.js';
+import { SpindleError, TimeoutError } from '../errors.js';
 import { type FiberRecord, park } from '../runtime.js';
 
 /** An operation in flight, as the native side exposes it. */
@@ -17,6 +17,35 @@ export interface IoOperation {
   cancel(): void;
   /** Once done: whether it ended by cancellation (rather than completing). */
   cancelled(): boolean;
+}
+
+/** A native module's functions over its operations (napi_externals): dns and signals (fs has the same shape). */
+export interface NativeIo<H> {
+  done(op: H): boolean;
+  cancel(op: H): void;
+  cancelled(op: H): boolean;
+}
+
+/** An operation handle with its module's functions, as awaitIo waits on it. */
+export class NativeOp<H> implements IoOperation {
+  readonly handle: H;
+  /** @throws ERR_FIBER_TERMINATING when `handle` is undefined: the environment could not make one (it is going away). */
+  constructor(
+    private readonly io: NativeIo<H>,
+    handle: H | undefined,
+  ) {
+    if (handle === undefined) throw new SpindleError('ERR_FIBER_TERMINATING', 'the environment is shutting down: no more IO operations');
+    this.handle = handle;
+  }
+  done(): boolean {
+    return this.io.done(this.handle);
+  }
+  cancel(): void {
+    this.io.cancel(this.handle);
+  }
+  cancelled(): boolean {
+    return this.io.cancelled(this.handle);
+  }
 }
 
 /**
@@ -38,6 +67,16 @@ export function awaitIo(self: FiberRecord, op: IoOperation, waitingOn: string, t
     }
     if (timedOut || failure !== undefined) break;
   }
+  settleIo(self, op, waitingOn, failure, timeoutMs, operation);
+}
+
+/**
+ * The end of a wait on `op` that was cut short by `failure` (an interruption, a deadlock report) or,
+ * when `failure` is undefined, by its timeout (`timeoutMs`): returns if the operation completed after
+ * all (its result is delivered; an interruption stays pending), else cancels it, waits for the
+ * cancellation to settle, and throws `failure` or a TimeoutError.
+ */
+export function settleIo(self: FiberRecord, op: IoOperation, waitingOn: string, failure: unknown, timeoutMs: number, operation: string): void {
   if (op.done()) return;  // completed, even if interrupted meanwhile: deliver it
   op.cancel();
   while (!op.done()) park(self, waitingOn, -1, false);

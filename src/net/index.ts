@@ -42,10 +42,10 @@ import { getSystemErrorName } from 'node:util';
 import { NotInFiberError, ReadLimitError, SpindleError, TimeoutError, UnexpectedEofError, invalidArg, outOfRange } from '../errors.js';
 
 export { ReadLimitError, UnexpectedEofError } from '../errors.js';
-import { type IoOperation, awaitIo } from '../io/wait.js';
+import { type IoOperation, awaitIo, settleIo } from '../io/wait.js';
 import { native } from '../native.js';
 import { countArg, timeoutOption } from '../options.js';
-import { type FiberRecord, checkInterruptOf, currentRecord, startRuntime } from '../runtime.js';
+import { type FiberRecord, beginPark, checkInterruptOf, currentRecord, endPark, startRuntime, wakeFailure } from '../runtime.js';
 import { WaitQueue, waitInQueue } from '../sync/waiters.js';
 
 // ---- the native handle (native/tcp.cc) ----
@@ -67,6 +67,7 @@ interface NetNative {
   opCancel(h: unknown, slot: number): void;
   opCancelled(h: unknown, slot: number): boolean;
   opResult(h: unknown, slot: number): number;
+  wait(h: unknown, slot: number, timeoutMs: number): number;
   close(h: unknown): void;
   setNoDelay(h: unknown, enable: boolean): number;
   setKeepAlive(h: unknown, enable: boolean, delaySeconds: number): number;
@@ -78,7 +79,9 @@ interface NetNative {
   ready: number;
 }
 
-const fns = (native as unknown as { net: NetNative }).net;
+// A copy: the addon's object has too many properties for V8's fast mode (every call would look its
+// function up in a dictionary); an object made by a spread has fast properties.
+const fns: NetNative = { ...(native as unknown as { net: NetNative }).net };
 const { pending: PENDING, closed: CLOSED, ready: READY } = fns;
 
 /** "IPv4 80 127.0.0.1" (TCP) or a path (Unix socket) or an errno, as an address or the path. */
@@ -133,6 +136,9 @@ class NetHandle {
   opResult(slot: number): number {
     return fns.opResult(this.ext, slot);
   }
+  wait(slot: number, timeoutMs: number): number {
+    return fns.wait(this.ext, slot, timeoutMs);
+  }
   close(): void {
     fns.close(this.ext);
   }
@@ -176,6 +182,14 @@ class SlotOp implements IoOperation {
   }
   cancelled(): boolean {
     return this.h.opCancelled(this.slot);
+  }
+  /** The finished operation's result; the slot is free again. */
+  result(): number {
+    return this.h.opResult(this.slot);
+  }
+  /** Parks until the operation is done and returns its result, or PENDING when woken before that. */
+  wait(timeoutMs: number): number {
+    return this.h.wait(this.slot, timeoutMs);
   }
 }
 
@@ -330,6 +344,41 @@ function awaitOp(self: FiberRecord, op: IoOperation, waitingOn: string, deadline
 }
 
 /**
+ * Waits for the operation just started in `op`'s slot and returns its result (what opResult gives).
+ * Usually one native call: netWait parks the fiber and takes the result when it wakes. A wake-up
+ * before the operation completed (an interruption, a deadlock report, the timeout) ends as awaitOp's
+ * does: the operation is cancelled unless it completed after all, and the error is thrown.
+ */
+function awaitSlot(self: FiberRecord, op: SlotOp, waitingOn: string, deadline: number, timeout: number, operation: string): number {
+  if (!self.interrupted || self.noInterrupt > 0) {
+    let canInterrupt: boolean;
+    try {
+      canInterrupt = beginPark(self, waitingOn, true);
+    } catch (error) {
+      settleIo(self, op, waitingOn, error, timeout, operation); // it cannot suspend here (async scope)
+      return op.result();
+    }
+    let r: number;
+    try {
+      r = op.wait(remainingOf(deadline));
+    } finally {
+      endPark(self);
+    }
+    if (r !== PENDING) {
+      self.wakeError = undefined; // completed: delivered, as awaitIo does (an interruption stays pending)
+      return r;
+    }
+    const failure = wakeFailure(self, canInterrupt);
+    if (failure !== undefined || performance.now() >= deadline) {
+      settleIo(self, op, waitingOn, failure, timeout, operation);
+      return op.result();
+    }
+  }
+  awaitOp(self, op, waitingOn, deadline, timeout, operation);
+  return op.result();
+}
+
+/**
  * One call at a time on one side of a socket (reads, writes, accepts), in arrival order. An uncontended
  * enter never parks.
  */
@@ -371,6 +420,9 @@ export class Socket implements Disposable {
   readonly #reads = new Turnstile();
   readonly #writes = new Turnstile();
   readonly #label: string;
+  /** What fibers() shows for a read or write waiting on this socket (made once: reads are hot). */
+  readonly #readLabel: string;
+  readonly #writeLabel: string;
   #closed = false;
   /** Bytes given back by a cancelled or over-reading call; served before the native buffer. */
   #rest: Buffer | undefined;
@@ -401,6 +453,8 @@ export class Socket implements Disposable {
     else if (typeof local === 'string' && local !== '') this.path = local;
     else if (typeof peer === 'string' && peer !== '') this.path = peer;
     this.#label = this.path !== undefined ? `unix ${this.path}` : `tcp ${this.remoteAddress}:${this.remotePort}`;
+    this.#readLabel = `read(${this.#label})`;
+    this.#writeLabel = `write(${this.#label})`;
   }
 
   /** Whether `close()` was called (or a cancelled write closed it). */
@@ -410,8 +464,9 @@ export class Socket implements Disposable {
 
   /**
    * Reads into `buf`, suspending until at least one byte arrived; returns the number of bytes read,
-   * 0 at the end of the stream (after the peer's `shutdown()` or close). Bytes already buffered are
-   * returned without suspending; otherwise libuv reads straight into `buf`. An interruption point.
+   * 0 at the end of the stream (after the peer's `shutdown()` or close). Bytes already buffered (read
+   * ahead, or waiting in the kernel) are returned without suspending; otherwise libuv reads straight
+   * into `buf`. An interruption point.
    * @throws SocketClosedError when closed (before or during the call); a system error (`ECONNRESET`...);
    *   TimeoutError; FiberInterruptedError; TypeError for a bad `buf`.
    */
@@ -421,7 +476,7 @@ export class Socket implements Disposable {
     this.#checkOpen('Socket.read()');
     const self = requireFiber('Socket.read()');
     const deadline = deadlineOf(timeout);
-    this.#reads.enter(self, `read(${this.#label})`, deadline, timeout, 'Socket.read()');
+    this.#reads.enter(self, this.#readLabel, deadline, timeout, 'Socket.read()');
     try {
       return this.#readSome(self, view, 0, view.length, deadline, timeout, 'Socket.read()');
     } finally {
@@ -527,7 +582,7 @@ export class Socket implements Disposable {
     this.#checkOpen('Socket.write()');
     const self = requireFiber('Socket.write()');
     const deadline = deadlineOf(timeout);
-    this.#writes.enter(self, `write(${this.#label})`, deadline, timeout, 'Socket.write()');
+    this.#writes.enter(self, this.#writeLabel, deadline, timeout, 'Socket.write()');
     let done = 0;
     try {
       while (done < bytes.length) {
@@ -535,13 +590,12 @@ export class Socket implements Disposable {
         let r = this.#h.write(bytes, done, len);
         if (r === PENDING) {
           try {
-            awaitOp(self, this.#writeOp, `write(${this.#label})`, deadline, timeout, 'Socket.write()');
+            r = awaitSlot(self, this.#writeOp, this.#writeLabel, deadline, timeout, 'Socket.write()');
           } catch (error) {
             this.#closed = true;  // the cancelled write closed the socket
             setBytesWritten(error, done + this.#h.written());
             throw error;
           }
-          r = this.#h.opResult(WRITE);
         }
         if (r === CLOSED) {
           const err = new SocketClosedError('Socket.write()');
@@ -662,10 +716,7 @@ export class Socket implements Disposable {
     if (this.#closed) throw new SocketClosedError(operation);
     if (length === 0) return 0;
     let r = this.#h.read(view, offset, Math.min(length, MAX_CHUNK));
-    if (r === PENDING) {
-      awaitOp(self, this.#readOp, `read(${this.#label})`, deadline, timeout, operation);
-      r = this.#h.opResult(READ);
-    }
+    if (r === PENDING) r = awaitSlot(self, this.#readOp, this.#readLabel, deadline, timeout, operation);
     if (r >= 0) return r;
     if (r === CLOSED) throw new SocketClosedError(operation);
     throw this.#error(r, 'read');

@@ -28,7 +28,7 @@ import { ReadLimitError, TimeoutError, UnexpectedEofError, invalidArg, outOfRang
 
 export { ReadLimitError, UnexpectedEofError } from '../errors.js';
 import { timeoutOption } from '../options.js';
-import { type FiberRecord, checkInterruptOf, endWait, park, requireCurrent, waker } from '../runtime.js';
+import { type FiberRecord, checkInterruptOf, parkUntil, requireCurrent, waker } from '../runtime.js';
 import { WaitQueue, waitInQueue } from '../sync/waiters.js';
 
 /** Options of the calls that wait. */
@@ -88,18 +88,17 @@ class Gate {
   }
 }
 
-/** Parks `self` until `ready()` holds, with the deadline; `subscribe` makes the wake function known. */
+/**
+ * Parks `self` until `ready()` holds, by `deadline` (then TimeoutError naming `operation` and its
+ * `timeoutMs`); `setWake` makes the wake function known to the events that may make it ready.
+ */
 function waitFor(self: FiberRecord, ready: () => boolean, setWake: (wake: (() => void) | undefined) => void, what: string, timeoutMs: number, deadline: number, operation: string): void {
   if (ready()) return;
   setWake(waker(self));
   try {
-    while (!ready()) {
-      const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
-      if (park(self, what, remaining, true) && !ready()) throw new TimeoutError(operation, timeoutMs);
-    }
+    if (!parkUntil(self, { get done() { return ready(); } }, what, remainingOf(deadline), true)) throw new TimeoutError(operation, timeoutMs);
   } finally {
     setWake(undefined);
-    endWait(self);
   }
 }
 
@@ -120,6 +119,67 @@ function isWritable(value: unknown): value is Writable {
 }
 
 /**
+ * What a reader or writer knows of its stream, kept current by the stream's events (each wakes the call
+ * waiting on the stream, if any), and the turns of the calls made on it.
+ */
+class StreamWatch {
+  /** The stream completed: `'end'` (a reader's) or `'finish'` (a writer's). */
+  complete: boolean;
+  closed: boolean;
+  error: unknown;
+  /** Counts the stream's events: a wait ends when one came (then a reader's read() has news). */
+  events = 0;
+  readonly label: string;
+  readonly #gate = new Gate();
+  #wake: (() => void) | undefined = undefined;
+
+  /** `progress`: the event after which the stream can do more (`'readable'`, `'drain'`). */
+  constructor(stream: Readable | Writable, progress: 'readable' | 'drain', completion: 'end' | 'finish', completed: boolean) {
+    this.label = stream.constructor?.name ?? 'stream';
+    const notify = () => {
+      this.events++;
+      this.#wake?.();
+    };
+    const emitter = stream as EventEmitter;
+    emitter.on(progress, notify);
+    emitter.on(completion, () => {
+      this.complete = true;
+      notify();
+    });
+    emitter.on('error', (error: unknown) => {
+      this.error ??= error;
+      notify();
+    });
+    emitter.on('close', () => {
+      this.closed = true;
+      notify();
+    });
+    this.complete = completed;
+    this.error = stream.errored ?? undefined;
+    this.closed = stream.destroyed;
+  }
+
+  /** Runs `body` in its call's turn, with the timeout shared by the wait for the turn. */
+  serialized<R>(operation: string, opts: StreamWaitOptions | undefined, body: (self: FiberRecord, timeout: number, deadline: number) => R): R {
+    const timeout = timeoutOption(opts);
+    const self = requireCurrent(`${operation}()`);
+    checkInterruptOf(self);
+    const deadline = deadlineOf(timeout);
+    this.#gate.enter(self, operation, `${operation}(${this.label})`, timeout, deadline);
+    try {
+      return body(self, timeout, deadline);
+    } finally {
+      this.#gate.leave();
+    }
+  }
+
+  /** waitFor, woken by the stream's events. */
+  waitFor(self: FiberRecord, ready: () => boolean, what: string, timeout: number, deadline: number, operation: string): void {
+    waitFor(self, ready, (wake) => (this.#wake = wake), what, timeout, deadline, operation);
+  }
+}
+
+/**
  * Suspending reads over a Node `Readable` (made by {@link reader}). The reader takes the stream's
  * data in paused mode (`'readable'` and `read()`), so the stream's own backpressure applies: nothing
  * is read from the source faster than the fiber consumes it. A read that finds data already buffered
@@ -127,41 +187,14 @@ function isWritable(value: unknown): value is Writable {
  */
 export class StreamReader {
   readonly #stream: Readable;
-  readonly #gate = new Gate();
+  readonly #watch: StreamWatch;
   #chunks: Buffer[] = [];
   #length = 0;
-  #ended = false;
-  #closed = false;
-  #error: unknown = undefined;
-  #wake: (() => void) | undefined = undefined;
-  /** Counts the stream's events: a wait ends when one came (then read() has news: data, or the end). */
-  #events = 0;
-  readonly #label: string;
 
   /** @internal Use {@link reader}. */
   constructor(stream: Readable) {
     this.#stream = stream;
-    this.#label = stream.constructor?.name ?? 'stream';
-    const notify = () => {
-      this.#events++;
-      this.#wake?.();
-    };
-    stream.on('readable', notify);
-    stream.on('end', () => {
-      this.#ended = true;
-      notify();
-    });
-    stream.on('error', (error: unknown) => {
-      this.#error ??= error;
-      notify();
-    });
-    stream.on('close', () => {
-      this.#closed = true;
-      notify();
-    });
-    if (stream.readableEnded) this.#ended = true;
-    if (stream.errored) this.#error = stream.errored;
-    if (stream.destroyed) this.#closed = true;
+    this.#watch = new StreamWatch(stream, 'readable', 'end', stream.readableEnded);
   }
 
   /** The stream this reader reads. */
@@ -184,7 +217,7 @@ export class StreamReader {
   read(buf?: undefined, opts?: StreamWaitOptions): Buffer | null;
   read(buf?: Uint8Array, opts?: StreamWaitOptions): number | Buffer | null {
     if (buf !== undefined && !(buf instanceof Uint8Array)) throw invalidArg('buf', 'a Buffer or Uint8Array', buf);
-    return this.#serialized('read', opts, (self, timeout, deadline) => {
+    return this.#watch.serialized('read', opts, (self, timeout, deadline) => {
       if (buf !== undefined && buf.length === 0) return 0;
       if (!this.#fill(self, 1, timeout, deadline, 'read')) return buf === undefined ? null : 0;
       if (buf === undefined) return this.#take(this.#chunks[0].length);
@@ -203,7 +236,7 @@ export class StreamReader {
   readExactly(n: number, opts?: StreamWaitOptions): Buffer {
     if (typeof n !== 'number') throw invalidArg('n', 'of type number', n);
     if (!Number.isInteger(n) || n < 0) throw outOfRange('n', 'an integer >= 0', n);
-    return this.#serialized('readExactly', opts, (self, timeout, deadline) => {
+    return this.#watch.serialized('readExactly', opts, (self, timeout, deadline) => {
       if (!this.#fill(self, n, timeout, deadline, `readExactly(${n})`)) {
         throw new UnexpectedEofError(`readExactly(${n})`, this.#take(this.#length));
       }
@@ -226,7 +259,7 @@ export class StreamReader {
     const maxBytes = opts?.maxBytes ?? 65536;
     if (typeof maxBytes !== 'number' || Number.isNaN(maxBytes)) throw invalidArg('opts.maxBytes', 'a number', maxBytes);
     if (maxBytes < delim.length) throw outOfRange('opts.maxBytes', `>= the delimiter's length (${delim.length})`, maxBytes);
-    return this.#serialized('readUntil', opts, (self, timeout, deadline) => {
+    return this.#watch.serialized('readUntil', opts, (self, timeout, deadline) => {
       let searched = 0;  // bytes already searched, less what a delimiter could straddle
       for (;;) {
         const joined = this.#peekAll();
@@ -241,29 +274,16 @@ export class StreamReader {
     });
   }
 
-  /** Runs `body` holding the reader's lock, with the timeout shared by the wait for the lock. */
-  #serialized<R>(operation: string, opts: StreamWaitOptions | undefined, body: (self: FiberRecord, timeout: number, deadline: number) => R): R {
-    const timeout = timeoutOption(opts);
-    const self = requireCurrent(`${operation}()`);
-    checkInterruptOf(self);
-    const deadline = deadlineOf(timeout);
-    this.#gate.enter(self, operation, `${operation}(${this.#label})`, timeout, deadline);
-    try {
-      return body(self, timeout, deadline);
-    } finally {
-      this.#gate.leave();
-    }
-  }
-
   /**
    * Waits until the reader holds at least `n` bytes; false if the stream ended first. Throws the
    * stream's error (once what was buffered before it is consumed... only if fewer than `n` bytes).
    */
   #fill(self: FiberRecord, n: number, timeout: number, deadline: number, operation: string): boolean {
+    const watch = this.#watch;
     for (;;) {
       if (this.#length >= n) return true;
-      this.#error ??= this.#stream.errored ?? undefined;
-      const chunk: unknown = this.#error === undefined ? this.#stream.read() : null;
+      watch.error ??= this.#stream.errored ?? undefined;
+      const chunk: unknown = watch.error === undefined ? this.#stream.read() : null;
       if (chunk !== null && chunk !== undefined) {
         const b = asBuffer(chunk, this.#stream.readableEncoding ?? undefined);
         if (b.length > 0) {
@@ -272,19 +292,11 @@ export class StreamReader {
         }
         continue;
       }
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended || this.#stream.readableEnded) return false;
-      if (this.#closed || this.#stream.destroyed) throw prematureClose();
-      const seen = this.#events;
-      waitFor(
-        self,
-        () => this.#events !== seen || this.#stream.readableLength > 0,
-        (wake) => (this.#wake = wake),
-        `read(${this.#label})`,
-        timeout,
-        deadline,
-        `${operation}`,
-      );
+      if (watch.error !== undefined) throw watch.error;
+      if (watch.complete || this.#stream.readableEnded) return false;
+      if (watch.closed || this.#stream.destroyed) throw prematureClose();
+      const seen = watch.events;
+      watch.waitFor(self, () => watch.events !== seen || this.#stream.readableLength > 0, `read(${watch.label})`, timeout, deadline, operation);
     }
   }
 
@@ -328,34 +340,12 @@ export class StreamReader {
  */
 export class StreamWriter {
   readonly #stream: Writable;
-  readonly #gate = new Gate();
-  #error: unknown = undefined;
-  #finished = false;
-  #closed = false;
-  #wake: (() => void) | undefined = undefined;
-  readonly #label: string;
+  readonly #watch: StreamWatch;
 
   /** @internal Use {@link writer}. */
   constructor(stream: Writable) {
     this.#stream = stream;
-    this.#label = stream.constructor?.name ?? 'stream';
-    const notify = () => this.#wake?.();
-    stream.on('drain', notify);
-    stream.on('finish', () => {
-      this.#finished = true;
-      notify();
-    });
-    stream.on('error', (error: unknown) => {
-      this.#error ??= error;
-      notify();
-    });
-    stream.on('close', () => {
-      this.#closed = true;
-      notify();
-    });
-    if (stream.writableFinished) this.#finished = true;
-    if (stream.errored) this.#error = stream.errored;
-    if (stream.destroyed) this.#closed = true;
+    this.#watch = new StreamWatch(stream, 'drain', 'finish', stream.writableFinished);
   }
 
   /** The stream this writer writes. */
@@ -372,25 +362,16 @@ export class StreamWriter {
    */
   write(data: string | Uint8Array, opts?: StreamWaitOptions): void {
     if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw invalidArg('data', 'a string, Buffer or Uint8Array', data);
-    this.#serialized('write', opts, (self, timeout, deadline) => {
+    this.#watch.serialized('write', opts, (self, timeout, deadline) => {
       this.#check();
       if (this.#stream.writableEnded) {
         const err = new Error('write after end');
         (err as Error & { code: string }).code = 'ERR_STREAM_WRITE_AFTER_END';
         throw err;
       }
-      waitFor(
-        self,
-        () => this.#error !== undefined || this.#closed || !this.#stream.writableNeedDrain,
-        (wake) => (this.#wake = wake),
-        `write(${this.#label})`,
-        timeout,
-        deadline,
-        'write',
-      );
-      this.#check();
+      this.#drained(self, timeout, deadline, 'write');
       this.#stream.write(data, (error) => {
-        if (error) this.#error ??= error;
+        if (error) this.#watch.error ??= error;
       });
     });
   }
@@ -403,56 +384,35 @@ export class StreamWriter {
    */
   end(data?: string | Uint8Array, opts?: StreamWaitOptions): void {
     if (data !== undefined && typeof data !== 'string' && !(data instanceof Uint8Array)) throw invalidArg('data', 'a string, Buffer or Uint8Array', data);
-    this.#serialized('end', opts, (self, timeout, deadline) => {
+    const watch = this.#watch;
+    watch.serialized('end', opts, (self, timeout, deadline) => {
       this.#check();
       if (!this.#stream.writableEnded) {
         if (data !== undefined) {
-          waitFor(
-            self,
-            () => this.#error !== undefined || this.#closed || !this.#stream.writableNeedDrain,
-            (wake) => (this.#wake = wake),
-            `write(${this.#label})`,
-            timeout,
-            deadline,
-            'end',
-          );
-          this.#check();
+          this.#drained(self, timeout, deadline, 'end');
           this.#stream.end(data);
         } else {
           this.#stream.end();
         }
       }
-      waitFor(
-        self,
-        () => this.#error !== undefined || this.#finished || this.#closed,
-        (wake) => (this.#wake = wake),
-        `end(${this.#label})`,
-        timeout,
-        deadline,
-        'end',
-      );
-      if (this.#error !== undefined) throw this.#error;
-      if (!this.#finished) throw prematureClose();
+      watch.waitFor(self, () => watch.error !== undefined || watch.complete || watch.closed, `end(${watch.label})`, timeout, deadline, 'end');
+      if (watch.error !== undefined) throw watch.error;
+      if (!watch.complete) throw prematureClose();
     });
   }
 
-  #check(): void {
-    this.#error ??= this.#stream.errored ?? undefined;
-    if (this.#error !== undefined) throw this.#error;
-    if (this.#closed && !this.#finished) throw prematureClose();
+  /** Waits until the stream takes more data (it asks for no `'drain'`), then checks it did not fail. */
+  #drained(self: FiberRecord, timeout: number, deadline: number, operation: string): void {
+    const watch = this.#watch;
+    watch.waitFor(self, () => watch.error !== undefined || watch.closed || !this.#stream.writableNeedDrain, `write(${watch.label})`, timeout, deadline, operation);
+    this.#check();
   }
 
-  #serialized(operation: string, opts: StreamWaitOptions | undefined, body: (self: FiberRecord, timeout: number, deadline: number) => void): void {
-    const timeout = timeoutOption(opts);
-    const self = requireCurrent(`${operation}()`);
-    checkInterruptOf(self);
-    const deadline = deadlineOf(timeout);
-    this.#gate.enter(self, operation, `${operation}(${this.#label})`, timeout, deadline);
-    try {
-      body(self, timeout, deadline);
-    } finally {
-      this.#gate.leave();
-    }
+  #check(): void {
+    const watch = this.#watch;
+    watch.error ??= this.#stream.errored ?? undefined;
+    if (watch.error !== undefined) throw watch.error;
+    if (watch.closed && !watch.complete) throw prematureClose();
   }
 }
 

@@ -6,7 +6,7 @@ import { NotInFiberError } from '../errors.js';
 import { countArg, timeoutOption } from '../options.js';
 import { currentRecord } from '../runtime.js';
 import { objectName } from './owner.js';
-import { Entry, WaitQueue, asyncWaiter, waitInQueue } from './waiters.js';
+import { WaitQueue, waitForRelease, waitForReleaseAsync } from './waiters.js';
 
 /** Options of `Barrier.wait`. */
 export interface BarrierWaitOptions {
@@ -70,13 +70,7 @@ export class Barrier {
     const self = currentRecord();
     if (self === undefined) throw new NotInFiberError(`${this.#name}.wait()`);
     if (this.#trip()) return true;
-    waitInQueue<void>(self, `${this.#name}.wait()`, {
-      queue: this.#waiters,
-      payload: undefined,
-      waitingOn: `wait(${this.#name})`,
-      timeoutMs: timeout,
-      interruptible: true,
-    });
+    waitForRelease(self, this.#name, this.#waiters, timeout);
     return false;
   }
 
@@ -88,16 +82,13 @@ export class Barrier {
   waitAsync(opts?: BarrierWaitOptions): Promise<boolean> {
     const timeout = timeoutOption(opts);
     if (this.#trip()) return Promise.resolve(true);
-    let entry: Entry<void> | undefined;
-    const { waiter, done } = asyncWaiter(`${this.#name}.waitAsync()`, timeout, () => this.#waiters.remove(entry!));
-    entry = this.#waiters.push(new Entry<void>(waiter, 0, undefined));
-    return done.then(() => false);
+    return waitForReleaseAsync(this.#name, this.#waiters, timeout, false);
   }
 
   /** If the caller is the last party, releases the others (a new generation starts) and returns true. */
   #trip(): boolean {
     if (this.#waiters.size + 1 < this.#parties) return false;
-    for (let entry = this.#waiters.shift(); entry !== undefined; entry = this.#waiters.shift()) entry.waiter.complete(0);
+    this.#waiters.completeAll();
     return true;
   }
 }

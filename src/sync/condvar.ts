@@ -113,7 +113,7 @@ export class ConditionVariable {
 
   /** Wakes every current waiter (in arrival order). Never suspends; the mutex need not be held. */
   notifyAll(): void {
-    for (let entry = this.#waiters.shift(); entry !== undefined; entry = this.#waiters.shift()) entry.waiter.complete(0);
+    this.#waiters.completeAll();
   }
 
   #checkAsyncCaller(mutex: Mutex, operation: string): void {

@@ -6,7 +6,7 @@ import { NotInFiberError } from '../errors.js';
 import { timeoutOption } from '../options.js';
 import { currentRecord } from '../runtime.js';
 import { objectName } from './owner.js';
-import { Entry, WaitQueue, asyncWaiter, waitInQueue } from './waiters.js';
+import { WaitQueue, waitForRelease, waitForReleaseAsync } from './waiters.js';
 
 /** Options of `Event.wait`. */
 export interface EventWaitOptions {
@@ -44,7 +44,7 @@ export class Event {
    */
   set(): void {
     this.#set = true;
-    for (let entry = this.#waiters.shift(); entry !== undefined; entry = this.#waiters.shift()) entry.waiter.complete(0);
+    this.#waiters.completeAll();
   }
 
   /** Lowers the flag: later waits suspend until the next `set`. Never suspends. */
@@ -64,13 +64,7 @@ export class Event {
     const self = currentRecord();
     if (self === undefined) throw new NotInFiberError(`${this.#name}.wait()`);
     if (this.#set) return;
-    waitInQueue<void>(self, `${this.#name}.wait()`, {
-      queue: this.#waiters,
-      payload: undefined,
-      waitingOn: `wait(${this.#name})`,
-      timeoutMs: timeout,
-      interruptible: true,
-    });
+    waitForRelease(self, this.#name, this.#waiters, timeout);
   }
 
   /**
@@ -80,9 +74,6 @@ export class Event {
   waitAsync(opts?: EventWaitOptions): Promise<void> {
     const timeout = timeoutOption(opts);
     if (this.#set) return Promise.resolve();
-    let entry: Entry<void> | undefined;
-    const { waiter, done } = asyncWaiter(`${this.#name}.waitAsync()`, timeout, () => this.#waiters.remove(entry!));
-    entry = this.#waiters.push(new Entry<void>(waiter, 0, undefined));
-    return done.then(() => undefined);
+    return waitForReleaseAsync(this.#name, this.#waiters, timeout, undefined);
   }
 }

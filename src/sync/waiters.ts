@@ -3,7 +3,7 @@
 // wakes it; the waiter then finds its wait done. Completion always wins over a timeout or an
 // interruption that arrives at the same time, so nothing granted or delivered is ever lost.
 import { TimeoutError } from '../errors.js';
-import { type FiberRecord, endWait, park, waker } from '../runtime.js';
+import { type FiberRecord, parkUntil, waker } from '../runtime.js';
 
 /** One wait of one fiber or async caller. A select waits once on several queues (one entry each). */
 export class Waiter {
@@ -92,6 +92,11 @@ export class WaitQueue<P = unknown> {
     return entry;
   }
 
+  /** Completes every live entry's waiter, oldest first (a release of all waiters). */
+  completeAll(): void {
+    for (let entry = this.shift(); entry !== undefined; entry = this.shift()) entry.waiter.complete(0);
+  }
+
   /** Removes and returns first(). */
   shift(): Entry<P> | undefined {
     const entry = this.first();
@@ -119,22 +124,11 @@ export function blockOn(
   interruptible: boolean,
   blockers?: () => Iterable<FiberRecord>,
 ): boolean {
-  const deadline = timeoutMs >= 0 ? performance.now() + timeoutMs : Infinity;
   try {
-    while (!waiter.done) {
-      const remaining = deadline === Infinity ? -1 : Math.max(0, deadline - performance.now());
-      let timedOut: boolean;
-      try {
-        timedOut = park(self, operation, remaining, interruptible, blockers);
-      } catch (error) {
-        if (waiter.done) return true;
-        throw error;
-      }
-      if (timedOut && !waiter.done) return false;
-    }
-    return true;
-  } finally {
-    endWait(self);
+    return parkUntil(self, waiter, operation, timeoutMs, interruptible, blockers);
+  } catch (error) {
+    if (waiter.done) return true;
+    throw error;
   }
 }
 
@@ -169,6 +163,26 @@ export function waitInQueue<P>(self: FiberRecord, operation: string, wait: Queue
     if (!waiter.done) (wait.withdraw ?? ((e: Entry<P>) => wait.queue.remove(e)))(entry);
   }
   return waiter;
+}
+
+/**
+ * The wait of Event, WaitGroup and Barrier: queues the running fiber `self` on `queue` until a release
+ * completes it (`<name>.wait()` in a TimeoutError, `wait(<name>)` in fibers()). An interruption point.
+ * @throws TimeoutError when `timeoutMs` elapses first.
+ */
+export function waitForRelease(self: FiberRecord, name: string, queue: WaitQueue<void>, timeoutMs: number): void {
+  waitInQueue<void>(self, `${name}.wait()`, { queue, payload: undefined, waitingOn: `wait(${name})`, timeoutMs, interruptible: true });
+}
+
+/**
+ * The async twin of waitForRelease: resolves with `value` once released; rejects with TimeoutError
+ * (out of the queue) when `timeoutMs` elapses first.
+ */
+export function waitForReleaseAsync<T>(name: string, queue: WaitQueue<void>, timeoutMs: number, value: T): Promise<T> {
+  let entry: Entry<void> | undefined;
+  const { waiter, done } = asyncWaiter(`${name}.waitAsync()`, timeoutMs, () => queue.remove(entry!));
+  entry = queue.push(new Entry<void>(waiter, 0, undefined));
+  return done.then(() => value);
 }
 
 /**

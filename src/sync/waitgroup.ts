@@ -6,7 +6,7 @@ import { FiberStateError, NotInFiberError, invalidArg, outOfRange } from '../err
 import { timeoutOption } from '../options.js';
 import { currentRecord } from '../runtime.js';
 import { objectName } from './owner.js';
-import { Entry, WaitQueue, asyncWaiter, waitInQueue } from './waiters.js';
+import { WaitQueue, waitForRelease, waitForReleaseAsync } from './waiters.js';
 
 /** Options of `WaitGroup.wait`. */
 export interface WaitGroupWaitOptions {
@@ -71,13 +71,7 @@ export class WaitGroup {
     const self = currentRecord();
     if (self === undefined) throw new NotInFiberError(`${this.#name}.wait()`);
     if (this.#count === 0) return;
-    waitInQueue<void>(self, `${this.#name}.wait()`, {
-      queue: this.#waiters,
-      payload: undefined,
-      waitingOn: `wait(${this.#name})`,
-      timeoutMs: timeout,
-      interruptible: true,
-    });
+    waitForRelease(self, this.#name, this.#waiters, timeout);
   }
 
   /**
@@ -87,10 +81,7 @@ export class WaitGroup {
   waitAsync(opts?: WaitGroupWaitOptions): Promise<void> {
     const timeout = timeoutOption(opts);
     if (this.#count === 0) return Promise.resolve();
-    let entry: Entry<void> | undefined;
-    const { waiter, done } = asyncWaiter(`${this.#name}.waitAsync()`, timeout, () => this.#waiters.remove(entry!));
-    entry = this.#waiters.push(new Entry<void>(waiter, 0, undefined));
-    return done.then(() => undefined);
+    return waitForReleaseAsync(this.#name, this.#waiters, timeout, undefined);
   }
 
   #change(delta: number, underflow: () => string): void {
@@ -98,6 +89,6 @@ export class WaitGroup {
     if (next < 0) throw new FiberStateError(underflow());
     this.#count = next;
     if (next !== 0) return;
-    for (let entry = this.#waiters.shift(); entry !== undefined; entry = this.#waiters.shift()) entry.waiter.complete(0);
+    this.#waiters.completeAll();
   }
 }
