@@ -96,8 +96,12 @@ void Engine::unlocked(bool on_loop_thread, void (*wait)(void*), void* arg) {
   {
     v8::Unlocker unlocker(isolate);
     wait(arg);
+    // wait() returns once this thread holds the runner role again, so nothing else touches the
+    // isolate now: enter it before ~Unlocker relocks. Relocking restores this thread's debugger state
+    // (a breakpoint set by location, a pending step are re-applied), which needs the current isolate:
+    // entered after the lock, V8 crashed there with the inspector attached.
+    if (!on_loop_thread) isolate->Enter();
   }
-  if (!on_loop_thread) isolate->Enter();
 }
 
 void Engine::in_callback_scope(void (*body)(void*), void* arg) {
