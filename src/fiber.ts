@@ -111,7 +111,7 @@ function attach(fiber: Fiber<unknown>, rec: FiberRecord): void {
 function watch(fiber: object, rec: FiberRecord): void {
   rec.handleStrong = undefined;
   rec.handleWeak = new WeakRef(fiber);
-  collected.register(fiber, rec, rec);
+  collected.register(fiber, rec);  // no unregister token: the callback checks what changed since
 }
 
 // A fiber failed and its handle is still out there: report the error if the handle is collected unobserved.
@@ -214,7 +214,6 @@ export class Fiber<T = unknown> {
       }
     }
     if (!done) throw new TimeoutError(`join(${rec.label})`, timeout);
-    collected.unregister(rec);
     return unwrap(rec.outcome!) as T;
   }
 
@@ -225,7 +224,6 @@ export class Fiber<T = unknown> {
   result(): Promise<T> {
     const rec = recordOf(this);
     rec.observed = true;
-    collected.unregister(rec);
     return new Promise<T>((resolve, reject) => {
       const settle = () => (rec.outcome!.ok ? resolve(rec.outcome!.value as T) : reject(rec.outcome!.error));
       if (rec.status === 'done') settle();
@@ -242,7 +240,6 @@ export class Fiber<T = unknown> {
     if (rec.detached) return;
     if (rec.joined) throw new FiberStateError(`fiber ${rec.label} was already joined`);
     rec.detached = true;
-    collected.unregister(rec);
     if (rec.status === 'done' && rec.outcome && !rec.outcome.ok && !rec.interruptionCaught && !rec.observed) {
       reportUncaught(rec, rec.outcome.error);
     }
@@ -303,7 +300,6 @@ class JoinCase extends SelectCase {
   private take(): CaseResult {
     this.rec.joined = true;
     this.rec.observed = true;
-    collected.unregister(this.rec);
     return { value: unwrap(this.rec.outcome!), ok: true };
   }
 }

@@ -54,6 +54,8 @@ export class FiberRecord {
   handleWeak: WeakRef<object> | undefined;
   locals: Map<object, unknown> | undefined;
   readonly async: FiberAsyncState;
+  /** The state an API layered on the core keeps per fiber (spindle/fibers), so it needs no WeakMap. */
+  layer: unknown = undefined;
   /** Coroutines: the value or error passed by resume()/suspend(). */
   transfer: Outcome = NOTHING;
 

@@ -87,9 +87,13 @@ class State {
   constructor(readonly fn: (value?: any) => any) {}
 }
 
-const states = new WeakMap<FiberRecord, State>();
-/** Coroutine handle -> Fiber handle, for Fiber.current (the Fiber holds the coroutine strongly). */
-const fiberOf = new WeakMap<Coroutine, FiberImpl>();
+/** The State of a record made by this module (kept on the record: a WeakMap costs every GC a visit). */
+function stateOf(rec: FiberRecord): State | undefined {
+  return rec.layer instanceof State ? rec.layer : undefined;
+}
+/** On a coroutine handle: its Fiber handle, for Fiber.current (the Fiber holds the coroutine strongly). */
+const FIBER = Symbol('spindle.fibers.Fiber');
+type Linked = Coroutine & { [FIBER]?: FiberImpl };
 let poolSize = 120;
 const NO_ARG = Symbol('no argument');
 let fibersCreated = 0;
@@ -165,7 +169,7 @@ class FiberImpl implements Fiber {
     this.#state = state;
     this.#co = co as Coroutine<Box> | undefined;
     if (co !== undefined) {
-      fiberOf.set(co, this);
+      (co as Linked)[FIBER] = this;
       this.#watch();
     }
   }
@@ -191,9 +195,9 @@ class FiberImpl implements Fiber {
       rec = recordOf(co);
       state.rec = rec;
       state.zombie = undefined;
-      states.set(rec, state);
+      rec.layer = state;
       this.#co = co;
-      fiberOf.set(co, this);
+      (co as Linked)[FIBER] = this;
       fibersCreated++;
     } else {
       checkResumable(rec, 'run');
@@ -262,15 +266,14 @@ function checkResumable(rec: FiberRecord, operation: string): void {
 
 function currentFiber(): FiberImpl | undefined {
   const rec = currentRecord();
-  if (rec === undefined || !states.has(rec)) return undefined;
-  const co = existingHandle(rec) as Coroutine | undefined;
-  return co === undefined ? undefined : fiberOf.get(co);
+  if (rec === undefined || stateOf(rec) === undefined) return undefined;
+  return (existingHandle(rec) as Linked | undefined)?.[FIBER];
 }
 
 function fiberYield(value?: unknown): any {
   const rec = currentRecord();
   if (rec === undefined) throw new Error('yield() called with no fiber running');
-  const state = states.get(rec);
+  const state = stateOf(rec);
   if (state !== undefined) {
     if (state.zombie !== undefined) throw state.zombie;
     if (arguments.length > 1) throw new TypeError('yield() expects 1 or no arguments');
