@@ -166,7 +166,10 @@ describe('spindle/fs: reads from the page cache complete inline', () => {
     expect(out.cur.value).toEqual({ n: MIB, same: true, next: 0 });
     expect(out.cur.delta).toMatchObject({ pooledReads: 1, inlineReads: 1 }); // the whole MiB, then the end (inline)
     expect(out.pos.value).toEqual({ n: MIB - 4096, same: true });
-    expect(out.pos.delta).toMatchObject({ pooledReads: 1, inlineReads: 0 });
+    // Read once more (the pages of the first read were dropped again just before): usually on the pool
+    // as above, but the kernel may have the second half back by the time of the read (seen once in
+    // ~20 runs under load): the position and the bytes are what must hold either way.
+    expect(out.pos.delta.pooledReads + out.pos.delta.inlineReads).toBe(1);
   });
 
   it('a FIFO reads correctly through the pool: its read returns what the FIFO holds', async () => {
