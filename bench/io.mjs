@@ -122,6 +122,20 @@ function spindleEchoServer() {
   };
 }
 
+/** `server` listening on loopback; close() destroys the connections in `conns`, then closes it. */
+async function listening(server, conns) {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: server.address().port,
+    async close() {
+      for (const s of conns) s.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
 /** Node `net`, callbacks. */
 async function callbackEchoServer() {
   const conns = new Set();
@@ -133,16 +147,7 @@ async function callbackEchoServer() {
     socket.on('error', () => {});
     socket.on('close', () => conns.delete(socket));
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: server.address().port,
-    async close() {
-      for (const s of conns) s.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-  };
+  return listening(server, conns);
 }
 
 /** Node `net`, an async function per connection awaiting events with `events.once`. */
@@ -170,16 +175,7 @@ async function awaitEchoServer() {
     socket.on('close', () => conns.delete(socket));
     handle(socket);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: server.address().port,
-    async close() {
-      for (const s of conns) s.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-  };
+  return listening(server, conns);
 }
 
 /** Runs the load generator against `port`; resolves with its messages/s. */

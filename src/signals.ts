@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 
 import { invalidArg, outOfRange } from './errors.js';
 import { type NativeIo, NativeOp, awaitIo } from './io/wait.js';
-import { native } from './native.js';
+import { nativeModule } from './native.js';
 import { timeoutOption } from './options.js';
 import { type FiberRecord, checkInterruptOf, liveRecords, onDone, requireCurrent, wake } from './runtime.js';
 
@@ -45,7 +45,7 @@ interface SignalsNative extends NativeIo<OpHandle> {
   signal(op: OpHandle): number;
 }
 
-const signalsNative = (native as unknown as { signals: SignalsNative }).signals;
+const signalsNative = nativeModule<SignalsNative>('signals');
 const byNumber = new Map<number, NodeJS.Signals>();
 for (const [name, num] of Object.entries(constants.signals)) if (!byNumber.has(num)) byNumber.set(num, name as NodeJS.Signals);
 

@@ -17,7 +17,7 @@ import { getSystemErrorMap } from 'node:util';
 
 import { invalidArg } from '../errors.js';
 import { type NativeIo, NativeOp, awaitIo } from '../io/wait.js';
-import { native } from '../native.js';
+import { nativeModule } from '../native.js';
 import { timeoutOption } from '../options.js';
 import { checkInterruptOf, requireCurrent } from '../runtime.js';
 
@@ -66,7 +66,7 @@ interface DnsNative extends NativeIo<OpHandle> {
   addresses(op: OpHandle): LookupAddress[];
 }
 
-const dnsNative = (native as unknown as { dns: DnsNative }).dns;
+const dnsNative = nativeModule<DnsNative>('dns');
 
 function familyOption(opts: LookupOptions | undefined): number {
   if (opts === undefined) return 0;

@@ -41,7 +41,7 @@ import { getSystemErrorMap } from 'node:util';
 
 import { NotInFiberError, TimeoutError, invalidArg, outOfRange } from '../errors.js';
 import { NativeOp, awaitIo } from '../io/wait.js';
-import { native } from '../native.js';
+import { nativeModule } from '../native.js';
 import { type FiberRecord, checkInterruptOf, currentRecord, endWait, park, waker } from '../runtime.js';
 
 /** Node's own `fs.Stats` and `fs.Dirent` classes: results are instances of them. */
@@ -104,7 +104,7 @@ export interface IoCounters {
   inlineOff: boolean;
 }
 
-const fsNative = (native as unknown as { fs: FsNative }).fs;
+const fsNative = nativeModule<FsNative>('fs');
 
 /** What `fsNative.read` returns when the fiber spent its inline budget: yield to the loop, then call again. */
 const YIELD = -1;

@@ -43,7 +43,7 @@ import { NotInFiberError, ReadLimitError, SpindleError, TimeoutError, Unexpected
 
 export { ReadLimitError, UnexpectedEofError } from '../errors.js';
 import { type IoOperation, awaitIo, settleIo } from '../io/wait.js';
-import { native } from '../native.js';
+import { nativeModule } from '../native.js';
 import { countArg, timeoutOption } from '../options.js';
 import { type FiberRecord, beginPark, checkInterruptOf, currentRecord, endPark, startRuntime, wakeFailure } from '../runtime.js';
 import { WaitQueue, waitInQueue } from '../sync/waiters.js';
@@ -79,9 +79,7 @@ interface NetNative {
   ready: number;
 }
 
-// A copy: the addon's object has too many properties for V8's fast mode (every call would look its
-// function up in a dictionary); an object made by a spread has fast properties.
-const fns: NetNative = { ...(native as unknown as { net: NetNative }).net };
+const fns = nativeModule<NetNative>('net');
 const { pending: PENDING, closed: CLOSED, ready: READY } = fns;
 
 /** "IPv4 80 127.0.0.1" (TCP) or a path (Unix socket) or an errno, as an address or the path. */
