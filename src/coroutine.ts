@@ -4,9 +4,9 @@
  * @packageDocumentation
  */
 import { FiberStateError, invalidArg } from './errors.js';
-import { Fiber, type SpawnOptions, handleOf, newRecord, recordOf, setCoroutineClass } from './fiber.js';
+import { Fiber, type SpawnOptions, handleOf, holdHandle, newRecord, recordOf, releaseHandle, setCoroutineClass } from './fiber.js';
 import { native } from './native.js';
-import { type FiberRecord, NOTHING, type Outcome, currentRecord, requireCurrent } from './runtime.js';
+import { type FiberRecord, NOTHING, type Outcome, currentRecord, ensureNative, requireCurrent } from './runtime.js';
 
 /** What {@link Coroutine.resume} returns: a value passed to {@link suspend}, or the final result. */
 export type ResumeResult<Out, T> = { done: false; value: Out | undefined } | { done: true; value: T };
@@ -26,12 +26,12 @@ export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T
    *   the coroutine's error if it finishes by throwing.
    */
   resume(value?: In): ResumeResult<Out, T> {
-    return transferInto(recordOf(this), value === undefined ? NOTHING : { ok: true, value });
+    return transferInto(this, value === undefined ? NOTHING : { ok: true, value });
   }
 
   /** Like {@link Coroutine.resume}, but its pending {@link suspend} throws `error`. */
   throwInto(error: unknown): ResumeResult<Out, T> {
-    return transferInto(recordOf(this), { ok: false, error });
+    return transferInto(this, { ok: false, error });
   }
 
   /** Whether it has been resumed at least once. */
@@ -41,14 +41,17 @@ export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T
 }
 setCoroutineClass(Coroutine as new (rec: FiberRecord) => Fiber<unknown>);
 
-function transferInto<Out, T>(rec: FiberRecord, input: Outcome): ResumeResult<Out, T> {
+function transferInto<Out, T>(co: Coroutine, input: Outcome): ResumeResult<Out, T> {
+  const rec = recordOf(co);
   if (rec.status === 'done') throw new FiberStateError(`coroutine ${rec.label} has finished`);
   const caller = currentRecord();
   if (caller === rec) throw new FiberStateError(`coroutine ${rec.label} is running: it cannot resume itself`);
   if (rec.status !== 'suspended' || (rec.mode !== 'yielded' && rec.mode !== null)) {
     throw new FiberStateError(`coroutine ${rec.label} is ${rec.mode === 'parked' ? 'waiting on the scheduler' : rec.status} and cannot be resumed now`);
   }
+  ensureNative(rec);
   rec.transfer = input;
+  holdHandle(rec, co);
   if (caller !== undefined) {
     caller.async.leave('resume()');
     caller.status = 'suspended';
@@ -57,6 +60,7 @@ function transferInto<Out, T>(rec: FiberRecord, input: Outcome): ResumeResult<Ou
   try {
     native.resume(rec.handle);
   } finally {
+    releaseHandle(rec);
     if (caller !== undefined) {
       caller.async.enter();
       caller.status = 'running';

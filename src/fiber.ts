@@ -10,7 +10,6 @@ import {
   checkInterruptOf,
   createRecord,
   currentRecord,
-  dropUnstarted,
   endWait,
   interruptRecord,
   liveRecords,
@@ -57,13 +56,18 @@ export interface JoinOptions {
 }
 
 // A Fiber keeps its record in a private field. The record keeps its Fiber strongly while nothing needs
-// to learn of the Fiber's collection, and weakly, with an entry in `collected`, while something does:
-// a coroutine (collected unresumed: free its native fiber) and a fiber that failed with nobody having
-// observed the error (collected: report it). Weak references cost every young-generation GC a visit,
-// so the common case (a spawned fiber that ends well, or is joined) has none.
+// to learn of the Fiber's collection, and has an entry in `collected` while something does: a coroutine
+// (collected unresumed: free its native fiber) and a fiber that failed with nobody having observed the
+// error (collected: report it). Weak references cost every young-generation GC a visit, so the common
+// case (a spawned fiber that ends well, or is joined) has none.
+// A coroutine's record holds its handle strongly only while a resume() call runs it (holdHandle and
+// releaseHandle): the handle is how current() finds it then. From its first suspension or park on,
+// the handle is watched (a registration and a WeakRef, once per handle); a coroutine that runs to its
+// end at once (a `fibers` Fiber(fn).run()) has neither. Both cost: a registration keeps its record
+// alive until the cleanup task, past young-generation GCs; a new WeakRef keeps its target to the end of
+// the job. One never resumed has no native fiber yet (runtime.ts createRecord): nothing to watch.
 let recordIn: (fiber: object) => FiberRecord | undefined;
 const collected = new FinalizationRegistry<FiberRecord>((rec) => {
-  if (rec.kind === 'coroutine') dropUnstarted(rec);  // nobody can resume it any more
   if (rec.observed || rec.detached) return;
   if (rec.status !== 'done') {
     rec.orphan = true;
@@ -101,22 +105,45 @@ function failedUnobserved(rec: FiberRecord): boolean {
 
 function attach(fiber: Fiber<unknown>, rec: FiberRecord): void {
   rec.orphan = false;
-  if (rec.kind === 'coroutine' || failedUnobserved(rec)) {
+  if (rec.kind === 'coroutine') {
+    // A new handle (the first, or the old one was collected): the record holds it only while running.
+    rec.handleWeak = undefined;
+    rec.handleWatched = false;
+    rec.handleStrong = fiber;
+    if (rec.status !== 'running') releaseHandle(rec);
+  } else if (failedUnobserved(rec)) {
     watch(fiber, rec);
   } else {
     rec.handleStrong = fiber;
   }
 }
 
+/** resume() is about to run a coroutine: its record holds `fiber`, its handle, until resume() returns. */
+export function holdHandle(rec: FiberRecord, fiber: object): void {
+  rec.handleStrong = fiber;
+}
+
+/** The coroutine switched back (suspended, parked or ended): only the user's references keep its handle. */
+export function releaseHandle(rec: FiberRecord): void {
+  const fiber = rec.handleStrong;
+  if (fiber === undefined) return;
+  rec.handleStrong = undefined;
+  // Once per handle, never unregistered (the callback checks the record's state when it fires). Nothing
+  // to watch for a coroutine that ended (a failure nobody observed was watched by onUnobservedFailure)
+  // or that has no native fiber yet.
+  if (!rec.done && rec.handle !== 0 && !rec.handleWatched) watch(fiber, rec);
+}
+
 function watch(fiber: object, rec: FiberRecord): void {
   rec.handleStrong = undefined;
   rec.handleWeak = new WeakRef(fiber);
+  rec.handleWatched = true;
   collected.register(fiber, rec);  // no unregister token: the callback checks what changed since
 }
 
 // A fiber failed and its handle is still out there: report the error if the handle is collected unobserved.
 onUnobservedFailure((rec) => {
-  if (rec.handleStrong !== undefined) watch(rec.handleStrong, rec);
+  if (rec.handleStrong !== undefined && !rec.handleWatched) watch(rec.handleStrong, rec);
 });
 
 /** Validates spawn-style options and creates the record. */
@@ -487,7 +514,7 @@ export interface FiberInfo {
 
 /** A snapshot of the live (not finished) fibers of this thread. */
 export function fibers(): FiberInfo[] {
-  return [...liveRecords()].map((rec) => ({ id: rec.id, name: rec.name, status: rec.status, waitingOn: rec.waitingOn === null ? null : String(rec.waitingOn) }));
+  return [...liveRecords()].sort((a, b) => a.id - b.id).map((rec) => ({ id: rec.id, name: rec.name, status: rec.status, waitingOn: rec.waitingOn === null ? null : String(rec.waitingOn) }));
 }
 
 export { FiberInterruptedError };

@@ -47,11 +47,13 @@ export class FiberRecord {
   doneCallbacks: Array<() => void> | undefined;
   /**
    * The user's handle: held strongly while nothing needs to learn of its collection (a spawned fiber,
-   * or one that ended well), weakly otherwise (fiber.ts). Spawned fibers skip the weak reference and
-   * its registration: both cost every young-generation GC a visit, per fiber.
+   * or one that ended well; a coroutine while it runs), weakly otherwise (fiber.ts). Spawned fibers
+   * skip the weak reference and its registration: both cost every young-generation GC a visit, per fiber.
    */
   handleStrong: object | undefined;
   handleWeak: WeakRef<object> | undefined;
+  /** A coroutine's handle is registered for its collection, with this record as the token (fiber.ts). */
+  handleWatched = false;
   locals: Map<object, unknown> | undefined;
   readonly async: FiberAsyncState;
   /** The state an API layered on the core keeps per fiber (spindle/fibers), so it needs no WeakMap. */
@@ -60,11 +62,13 @@ export class FiberRecord {
   transfer: Outcome = NOTHING;
 
   constructor(
-    readonly handle: number,
+    /** The native fiber's handle; 0 for a coroutine until its first resume (ensureNative). */
+    public handle: number,
     readonly id: number,
     private readonly givenName: string | undefined,
     readonly kind: 'fiber' | 'coroutine',
     body: () => unknown,
+    readonly stackSize: number,
   ) {
     this.body = body;
     this.async = new FiberAsyncState(this);
@@ -85,7 +89,38 @@ export class FiberRecord {
   }
 }
 
-const live = new Map<number, FiberRecord>();
+// The native scheduler's handles are a slot (low bits, reused) and a generation (high bits); see kSlotBits
+// in native/scheduler.h.
+const SLOT_MASK = (1 << 22) - 1;
+
+/** The live records, by native slot: an array, since a Map's hashing showed in spawn+join profiles. */
+class LiveRecords {
+  private readonly bySlot: Array<FiberRecord | undefined> = [undefined];  // slot 0 is never used
+  size = 0;
+
+  get(handle: number): FiberRecord | undefined {
+    const rec = this.bySlot[handle & SLOT_MASK];
+    return rec !== undefined && rec.handle === handle ? rec : undefined;
+  }
+
+  add(rec: FiberRecord): void {
+    this.bySlot[rec.handle & SLOT_MASK] = rec;
+    this.size++;
+  }
+
+  delete(rec: FiberRecord): void {
+    const slot = rec.handle & SLOT_MASK;
+    if (this.bySlot[slot] !== rec) return;
+    this.bySlot[slot] = undefined;
+    this.size--;
+  }
+
+  *values(): IterableIterator<FiberRecord> {
+    for (const rec of this.bySlot) if (rec !== undefined) yield rec;
+  }
+}
+
+const live = new LiveRecords();
 // [0]: the running fiber's handle, written by the native scheduler. Until the scheduler starts (see
 // startRuntime), a zero: no fiber runs.
 let shared = new Uint32Array(1);
@@ -140,23 +175,24 @@ export function requestBackend(name: string | undefined): void {
   if (name !== undefined) requestedBackend = name;
 }
 
-/** A new record with its native fiber (not started, not queued). */
+/**
+ * A new record (not started, not queued). A fiber gets its native fiber now, so that spawn's errors
+ * come from spawn; a coroutine at its first resume (ensureNative): one never resumed then holds nothing
+ * that its collection would have to free, and needs no FinalizationRegistry entry (an entry keeps its
+ * record alive past young-generation GCs: a loop of short coroutines promoted every record).
+ */
 export function createRecord(body: () => unknown, name: string | undefined, stackSize: number, kind: FiberRecord['kind']): FiberRecord {
   startRuntime(`the first ${kind}`);
-  const id = nextId++;
-  const handle = native.create(stackSize);
-  const rec = new FiberRecord(handle, id, name, kind, body);
-  live.set(handle, rec);
+  const rec = new FiberRecord(0, nextId++, name, kind, body, stackSize);
+  if (kind === 'fiber') ensureNative(rec);
   return rec;
 }
 
-/** Forgets a coroutine that was never resumed (its handle was collected): frees its native fiber. */
-export function dropUnstarted(rec: FiberRecord): void {
-  if (rec.body === undefined || rec.status === 'done' || rec.mode !== null) return;
-  rec.body = undefined;
-  rec.status = 'done';
-  live.delete(rec.handle);
-  native.drop(rec.handle);
+/** Creates `rec`'s native fiber if it has none yet. */
+export function ensureNative(rec: FiberRecord): void {
+  if (rec.handle !== 0) return;
+  rec.handle = native.create(rec.stackSize);
+  live.add(rec);
 }
 
 function trampoline(handle: number): void {
@@ -181,7 +217,7 @@ function complete(rec: FiberRecord, outcome: Outcome): void {
   rec.status = 'done';
   rec.mode = null;
   rec.waitingOn = null;
-  live.delete(rec.handle);
+  live.delete(rec);
   if (lastRecord === rec) lastRecord = undefined; // its handle may come back (generations wrap)
   if (!outcome.ok && outcome.error instanceof FiberInterruptedError && rec.interrupted) rec.interruptionCaught = true;
   const callbacks = rec.doneCallbacks;

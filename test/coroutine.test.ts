@@ -86,4 +86,26 @@ describe('coroutine (the asymmetric primitive)', () => {
     expect(() => co.resume()).toThrow(FiberStateError);
     await expect(co.result()).resolves.toBe('slept');
   });
+
+  // The record holds a coroutine's handle only while resume() runs it; current() must still find the
+  // same handle after the scheduler resumed it, and after each suspend.
+  it('is current() as the same handle in every stretch it runs', async () => {
+    const seen: unknown[] = [];
+    const co: Coroutine = coroutine(() => {
+      seen.push(current());
+      sleep(1);  // parks: the scheduler, not resume(), runs the next stretch
+      seen.push(current());
+      suspend();
+      seen.push(current());
+      return 'end';
+    });
+    expect(co.resume()).toEqual({ done: false, value: undefined });
+    await new Promise<void>((resolve) => {
+      const poll = () => (seen.length === 2 ? resolve() : setImmediate(poll));
+      poll();
+    });
+    expect(co.resume()).toEqual({ done: true, value: 'end' });
+    expect(seen).toHaveLength(3);
+    for (const fiber of seen) expect(fiber).toBe(co);
+  });
 });

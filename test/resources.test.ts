@@ -36,23 +36,22 @@ describe('resources', () => {
     expect(out.spawned).toBeLessThan(1000);
   });
 
-  it('frees a coroutine that was never resumed once its handle is collected', () => {
+  it('a coroutine holds no native fiber until its first resume', () => {
     const r = runScript(
       `
-      const { coroutine } = require(SPINDLE);
+      const { coroutine, suspend } = require(SPINDLE);
       const { native } = require(SPINDLE.replace(/index\\.js$/, 'native.js'));
-      for (let i = 0; i < 200; i++) coroutine(() => i);
-      const before = native.stats().liveFibers;
-      const turn = () => new Promise((r) => setImmediate(r));
-      (async () => {
-        for (let i = 0; i < 5 && native.stats().liveFibers > 0; i++) { gc(); await turn(); }
-        console.log(before, native.stats().liveFibers);
-      })();
+      const cos = [];
+      for (let i = 0; i < 200; i++) cos.push(coroutine(() => { suspend(); return i; }));
+      const unresumed = native.stats().liveFibers;
+      cos[7].resume();
+      const oneSuspended = native.stats().liveFibers;
+      const { value } = cos[7].resume();
+      console.log(unresumed, oneSuspended, value, native.stats().liveFibers);
       `,
-      { args: ['--expose-gc'] },
     );
     expect(r.stderr).toBe('');
-    expect(r.stdout.trim()).toBe('200 0');
+    expect(r.stdout.trim()).toBe('0 1 7 0');
   });
 
   // Linux 6.16+ sizes a process's private futex hash for its CPUs (16 buckets on 2 vCPUs): with
