@@ -23,7 +23,8 @@ export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T
    * {@link suspend} (ignored on the first run). Suspends the caller meanwhile: callable from a fiber or
    * from code outside fibers. Not an interruption point.
    * @throws FiberStateError if the coroutine is running, waiting on the scheduler, or finished;
-   *   the coroutine's error if it finishes by throwing.
+   *   the coroutine's error if it finishes by throwing; on the first resume, an Error with code
+   *   `ERR_FIBER_RESOURCES` when the system refuses the fiber its stack or thread.
    */
   resume(value?: In): ResumeResult<Out, T> {
     return transferInto(this, value === undefined ? NOTHING : { ok: true, value });
@@ -111,7 +112,9 @@ export function suspend<In = unknown, Out = unknown>(value?: Out): In {
 
 /**
  * Creates a coroutine running `fn(firstValue)`; it does not start until the first
- * {@link Coroutine.resume}.
+ * {@link Coroutine.resume}, which also takes its stack (or carrier thread): a coroutine never resumed
+ * holds no native resources. Never suspends.
+ * @throws TypeError / RangeError for bad arguments.
  */
 export function coroutine<T, In = unknown, Out = unknown>(fn: (first: In) => T, opts?: Omit<SpawnOptions, 'signal'>): Coroutine<T, In, Out> {
   if (typeof fn !== 'function') throw invalidArg('fn', 'of type function', fn);
