@@ -59,21 +59,6 @@ Napi::Value status_error(Napi::Env env, Status status) {
   return Napi::Value();
 }
 
-Scheduler* scheduler_or_throw(const Napi::CallbackInfo& info) {
-  Scheduler* scheduler = runtime(info).scheduler;
-  if (scheduler == nullptr) fail(info.Env(), "ERR_FIBER_STATE", "spindle's native core is not initialized");
-  return scheduler;
-}
-
-bool handle_arg(const Napi::CallbackInfo& info, size_t index, uint32_t* out) {
-  if (info.Length() <= index || !info[index].IsNumber()) {
-    fail(info.Env(), "ERR_INVALID_ARG_TYPE", "fiber handle must be a number");
-    return false;
-  }
-  *out = info[index].As<Napi::Number>().Uint32Value();
-  return true;
-}
-
 // The environment's teardown is done: let Node go on with its cleanup.
 void teardown_finished(Runtime* rt) {
   rt->teardown_done = true;
@@ -152,75 +137,102 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   return shared;
 }
 
-Napi::Value Create(const Napi::CallbackInfo& info) {
-  Scheduler* s = scheduler_or_throw(info);
-  if (s == nullptr) return Napi::Value();
-  double stack = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
-  if (!(stack >= 64 * 1024 && stack <= 1024.0 * 1024 * 1024)) {
-    return fail(info.Env(), "ERR_OUT_OF_RANGE", "stackSize must be between 64 KiB and 1 GiB");
+// The scheduler calls (create to suspend) are raw N-API callbacks with the Runtime as their data: node-addon-api's
+// CallbackInfo fetches six arguments and the instance data on each call, and the wrapper adds a frame.
+struct HotCall {
+  napi_env env;
+  Scheduler* scheduler = nullptr;
+  napi_value arg = nullptr;  // argument 0, or undefined
+};
+
+bool hot_call(napi_env env, napi_callback_info info, HotCall* call) {
+  size_t argc = 1;
+  void* data = nullptr;
+  call->env = env;
+  if (napi_get_cb_info(env, info, &argc, &call->arg, nullptr, &data) != napi_ok || data == nullptr) return false;
+  call->scheduler = static_cast<Runtime*>(data)->scheduler;
+  if (call->scheduler == nullptr) {
+    fail(Napi::Env(env), "ERR_FIBER_STATE", "spindle's native core is not initialized");
+    return false;
   }
-  uint32_t handle = s->create(static_cast<size_t>(stack));
+  return true;
+}
+
+bool hot_handle(const HotCall& call, uint32_t* handle) {
+  if (napi_get_value_uint32(call.env, call.arg, handle) == napi_ok) return true;
+  fail(Napi::Env(call.env), "ERR_INVALID_ARG_TYPE", "fiber handle must be a number");
+  return false;
+}
+
+napi_value number(napi_env env, double value) {
+  napi_value out = nullptr;
+  napi_create_double(env, value, &out);
+  return out;
+}
+
+// create(stackSize): a new fiber, not started; returns its handle.
+napi_value Create(napi_env env, napi_callback_info info) {
+  HotCall call;
+  if (!hot_call(env, info, &call)) return nullptr;
+  double stack = 0;
+  if (napi_get_value_double(env, call.arg, &stack) != napi_ok || !(stack >= 64 * 1024 && stack <= 1024.0 * 1024 * 1024)) {
+    fail(Napi::Env(env), "ERR_OUT_OF_RANGE", "stackSize must be between 64 KiB and 1 GiB");
+    return nullptr;
+  }
+  uint32_t handle = call.scheduler->create(static_cast<size_t>(stack));
   if (handle == 0) {
-    return fail(info.Env(), "ERR_FIBER_RESOURCES",
-                "cannot create a thread for another fiber: the system's thread or memory-map limit is reached "
-                "(each live fiber has a carrier thread)");
+    fail(Napi::Env(env), "ERR_FIBER_RESOURCES",
+         "cannot create a thread for another fiber: the system's thread or memory-map limit is reached "
+         "(each live fiber has a carrier thread)");
+    return nullptr;
   }
-  return Napi::Number::New(info.Env(), handle);
+  return number(env, handle);
 }
 
-Napi::Value Drop(const Napi::CallbackInfo& info) {
-  Scheduler* s = scheduler_or_throw(info);
+// Calls `op` on the scheduler with the handle in argument 0: drop, spawn, resume.
+template <Status (Scheduler::*op)(uint32_t)>
+napi_value WithHandle(napi_env env, napi_callback_info info) {
+  HotCall call;
   uint32_t handle;
-  if (s == nullptr || !handle_arg(info, 0, &handle)) return Napi::Value();
-  return status_error(info.Env(), s->drop(handle));
+  if (!hot_call(env, info, &call) || !hot_handle(call, &handle)) return nullptr;
+  return status_error(Napi::Env(env), (call.scheduler->*op)(handle));
 }
 
-Napi::Value Spawn(const Napi::CallbackInfo& info) {
-  Scheduler* s = scheduler_or_throw(info);
+// wake(handle): true if the fiber was parked and is now ready.
+napi_value Wake(napi_env env, napi_callback_info info) {
+  HotCall call;
   uint32_t handle;
-  if (s == nullptr || !handle_arg(info, 0, &handle)) return Napi::Value();
-  return status_error(info.Env(), s->spawn(handle));
-}
-
-Napi::Value Wake(const Napi::CallbackInfo& info) {
-  Scheduler* s = scheduler_or_throw(info);
-  uint32_t handle;
-  if (s == nullptr || !handle_arg(info, 0, &handle)) return Napi::Value();
+  if (!hot_call(env, info, &call) || !hot_handle(call, &handle)) return nullptr;
   bool woke = false;
-  Status status = s->wake(handle, &woke);
-  if (status != Status::kOk) return status_error(info.Env(), status);
-  return Napi::Boolean::New(info.Env(), woke);
+  Status status = call.scheduler->wake(handle, &woke);
+  if (status != Status::kOk) return status_error(Napi::Env(env), status);
+  napi_value out = nullptr;
+  napi_get_boolean(env, woke, &out);
+  return out;
 }
 
 // park(timeoutMs): -1 or absent for no timeout. Returns 0 when woken, 1 when the timeout elapsed.
-Napi::Value Park(const Napi::CallbackInfo& info) {
-  Scheduler* s = scheduler_or_throw(info);
-  if (s == nullptr) return Napi::Value();
-  double timeout = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
-  if (std::isnan(timeout)) timeout = -1;
+napi_value Park(napi_env env, napi_callback_info info) {
+  HotCall call;
+  if (!hot_call(env, info, &call)) return nullptr;
+  double timeout = -1;
+  if (napi_get_value_double(env, call.arg, &timeout) != napi_ok || std::isnan(timeout)) timeout = -1;
   WakeReason reason = kWoken;
-  Status status = s->park(timeout, &reason);
-  if (status != Status::kOk) return status_error(info.Env(), status);
-  return Napi::Number::New(info.Env(), reason);
+  Status status = call.scheduler->park(timeout, &reason);
+  if (status != Status::kOk) return status_error(Napi::Env(env), status);
+  return number(env, reason);
 }
 
-Napi::Value YieldNow(const Napi::CallbackInfo& info) {
-  Scheduler* s = scheduler_or_throw(info);
-  if (s == nullptr) return Napi::Value();
-  return status_error(info.Env(), s->yield_now());
+napi_value Suspend(napi_env env, napi_callback_info info) {
+  HotCall call;
+  if (!hot_call(env, info, &call)) return nullptr;
+  return status_error(Napi::Env(env), call.scheduler->suspend());
 }
 
-Napi::Value Resume(const Napi::CallbackInfo& info) {
-  Scheduler* s = scheduler_or_throw(info);
-  uint32_t handle;
-  if (s == nullptr || !handle_arg(info, 0, &handle)) return Napi::Value();
-  return status_error(info.Env(), s->resume(handle));
-}
-
-Napi::Value Suspend(const Napi::CallbackInfo& info) {
-  Scheduler* s = scheduler_or_throw(info);
-  if (s == nullptr) return Napi::Value();
-  return status_error(info.Env(), s->suspend());
+napi_value YieldNow(napi_env env, napi_callback_info info) {
+  HotCall call;
+  if (!hot_call(env, info, &call)) return nullptr;
+  return status_error(Napi::Env(env), call.scheduler->yield_now());
 }
 
 // capiInit({ park, current, interrupted, error }): attach the C API for other addons to this
@@ -264,6 +276,12 @@ Napi::Value BenchBatonFloor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), baton_round_trip_ns(iterations, rounds, info[2].ToBoolean()));
 }
 
+void define_hot(Napi::Env env, Napi::Object exports, Runtime* rt, const char* name, napi_callback cb) {
+  napi_value fn;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, rt, &fn));
+  exports.Set(name, Napi::Value(env, fn));
+}
+
 }  // namespace
 }  // namespace spindle
 
@@ -271,16 +289,17 @@ namespace {
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   using namespace spindle;
-  env.SetInstanceData<Runtime>(new Runtime());
+  auto* rt = new Runtime();
+  env.SetInstanceData<Runtime>(rt);
   exports.Set("init", Napi::Function::New(env, Init, "init"));
-  exports.Set("create", Napi::Function::New(env, Create, "create"));
-  exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
-  exports.Set("drop", Napi::Function::New(env, Drop, "drop"));
-  exports.Set("wake", Napi::Function::New(env, Wake, "wake"));
-  exports.Set("park", Napi::Function::New(env, Park, "park"));
-  exports.Set("yieldNow", Napi::Function::New(env, YieldNow, "yieldNow"));
-  exports.Set("resume", Napi::Function::New(env, Resume, "resume"));
-  exports.Set("suspend", Napi::Function::New(env, Suspend, "suspend"));
+  define_hot(env, exports, rt, "create", Create);
+  define_hot(env, exports, rt, "spawn", WithHandle<&Scheduler::spawn>);
+  define_hot(env, exports, rt, "drop", WithHandle<&Scheduler::drop>);
+  define_hot(env, exports, rt, "resume", WithHandle<&Scheduler::resume>);
+  define_hot(env, exports, rt, "wake", Wake);
+  define_hot(env, exports, rt, "park", Park);
+  define_hot(env, exports, rt, "yieldNow", YieldNow);
+  define_hot(env, exports, rt, "suspend", Suspend);
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("capiInit", Napi::Function::New(env, CapiInit, "capiInit"));
   exports.Set("benchBatonFloor", Napi::Function::New(env, BenchBatonFloor, "benchBatonFloor"));

@@ -60,32 +60,40 @@ class FiberResource extends AsyncResource {
   }
 }
 
+// What push() and popPushed() read on every switch, read once: the binding object is slow to load
+// properties from. Its id stack is not among them: Node replaces that array when it grows it.
+const fields = aw && {
+  hook: aw.async_hook_fields,
+  ids: aw.async_id_fields,
+  resources: aw.execution_async_resources,
+  kStackLength: aw.constants.kStackLength,
+  kExecutionAsyncId: aw.constants.kExecutionAsyncId,
+  kTriggerAsyncId: aw.constants.kTriggerAsyncId,
+};
+
 // Node's own JavaScript push and pop of the stack (lib/internal/async_hooks.js), which work on the
 // shared arrays without a native call; the binding's versions are the fallback for what they leave to
 // native code (growing the stack, levels native code pushed). A switch does both, so this matters.
 function push(binding: AsyncWrap, level: Level): void {
-  const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = binding.constants;
-  const offset = binding.async_hook_fields[kStackLength];
+  const { hook, ids, resources, kStackLength, kExecutionAsyncId, kTriggerAsyncId } = fields!;
+  const offset = hook[kStackLength];
   const stack = binding.async_ids_stack;
-  binding.execution_async_resources[offset] = level.resource;
+  resources[offset] = level.resource;
   if (offset * 2 >= stack.length) {
     binding.pushAsyncContext(level.id, level.trigger, level.resource);
     return;
   }
-  const ids = binding.async_id_fields;
   stack[2 * offset] = ids[kExecutionAsyncId];
   stack[2 * offset + 1] = ids[kTriggerAsyncId];
-  binding.async_hook_fields[kStackLength] = offset + 1;
+  hook[kStackLength] = offset + 1;
   ids[kExecutionAsyncId] = level.id;
   ids[kTriggerAsyncId] = level.trigger;
 }
 
 /** Pops the top level, known to be pushed by push() above. */
 function popPushed(binding: AsyncWrap, id: number): void {
-  const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = binding.constants;
-  const offset = binding.async_hook_fields[kStackLength] - 1;
-  const resources = binding.execution_async_resources;
-  const ids = binding.async_id_fields;
+  const { hook, ids, resources, kStackLength, kExecutionAsyncId, kTriggerAsyncId } = fields!;
+  const offset = hook[kStackLength] - 1;
   if (ids[kExecutionAsyncId] !== id || resources.length !== offset + 1) {
     binding.popAsyncContext(id);
     return;
@@ -94,7 +102,7 @@ function popPushed(binding: AsyncWrap, id: number): void {
   ids[kExecutionAsyncId] = stack[2 * offset];
   ids[kTriggerAsyncId] = stack[2 * offset + 1];
   resources.pop();
-  binding.async_hook_fields[kStackLength] = offset;
+  hook[kStackLength] = offset;
 }
 
 /** Per-fiber async state, kept on the fiber's record. */
