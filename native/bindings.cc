@@ -189,7 +189,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
   return number(env, handle);
 }
 
-// Calls `op` on the scheduler with the handle in argument 0: drop, spawn, resume.
+// Calls `op` on the scheduler with the handle in argument 0: spawn, resume.
 template <Status (Scheduler::*op)(uint32_t)>
 napi_value WithHandle(napi_env env, napi_callback_info info) {
   HotCall call;
@@ -294,7 +294,6 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init, "init"));
   define_hot(env, exports, rt, "create", Create);
   define_hot(env, exports, rt, "spawn", WithHandle<&Scheduler::spawn>);
-  define_hot(env, exports, rt, "drop", WithHandle<&Scheduler::drop>);
   define_hot(env, exports, rt, "resume", WithHandle<&Scheduler::resume>);
   define_hot(env, exports, rt, "wake", Wake);
   define_hot(env, exports, rt, "park", Park);

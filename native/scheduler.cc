@@ -210,15 +210,6 @@ void Scheduler::free_fiber(Fiber& fiber) {
   delete &fiber;
 }
 
-Status Scheduler::drop(uint32_t handle) {
-  Fiber* fiber = lookup(handle);
-  if (fiber == nullptr) return Status::kBadHandle;
-  if (fiber->state != FiberState::kCreated || fiber->started) return Status::kBadState;
-  backend_->release(*fiber);
-  free_fiber(*fiber);
-  return Status::kOk;
-}
-
 void Scheduler::dispatch() {
   // The loop was asked to stop: Node stops an environment that way (a Worker being terminated), and
   // then no longer calls into JavaScript, so fibers' IO would fail at once. Node still turns the loop

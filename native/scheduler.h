@@ -45,7 +45,6 @@ class Scheduler final : public FiberHost {
 
   // A new fiber, not started; 0 when the system refuses the thread it will need.
   uint32_t create(size_t stack_size);
-  Status drop(uint32_t handle);        // forget a fiber never started (a coroutine nobody resumed)
   Status spawn(uint32_t handle);       // queue a created fiber to start
   Status wake(uint32_t handle, bool* woke);  // a parked fiber becomes ready; false if it was not parked
   Status park(double timeout_ms, WakeReason* reason);  // suspend the running fiber until woken

@@ -56,16 +56,13 @@ export interface JoinOptions {
 }
 
 // A Fiber keeps its record in a private field. The record keeps its Fiber strongly while nothing needs
-// to learn of the Fiber's collection, and has an entry in `collected` while something does: a coroutine
-// (collected unresumed: free its native fiber) and a fiber that failed with nobody having observed the
-// error (collected: report it). Weak references cost every young-generation GC a visit, so the common
-// case (a spawned fiber that ends well, or is joined) has none.
-// A coroutine's record holds its handle strongly only while a resume() call runs it (holdHandle and
-// releaseHandle): the handle is how current() finds it then. From its first suspension or park on,
-// the handle is watched (a registration and a WeakRef, once per handle); a coroutine that runs to its
-// end at once (a `fibers` Fiber(fn).run()) has neither. Both cost: a registration keeps its record
-// alive until the cleanup task, past young-generation GCs; a new WeakRef keeps its target to the end of
-// the job. One never resumed has no native fiber yet (runtime.ts createRecord): nothing to watch.
+// to learn of the Fiber's collection, and weakly, with an entry in `collected`, while something does: a
+// fiber that failed with nobody having observed the error (collected: report it), and a coroutine
+// suspended or parked (collected: nobody can observe its end). Both cost: an entry keeps its record
+// alive past young-generation GCs until the cleanup task, a new WeakRef keeps its target to the end of
+// the job. So a spawned fiber that ends well, or is joined, has neither; nor has a coroutine that runs
+// to its end within one resume() (a `fibers` Fiber(fn).run()): its record holds the handle only while
+// a resume() runs it (holdHandle, releaseHandle), and watches it from its first suspension or park on.
 let recordIn: (fiber: object) => FiberRecord | undefined;
 const collected = new FinalizationRegistry<FiberRecord>((rec) => {
   if (rec.observed || rec.detached) return;

@@ -8,7 +8,6 @@ export interface NativeCore {
   init(trampoline: (handle: number) => void, backend?: string): ArrayBuffer;
   create(stackSize: number): number;
   spawn(handle: number): void;
-  drop(handle: number): void;
   wake(handle: number): boolean;
   park(timeoutMs: number): number;
   yieldNow(): void;

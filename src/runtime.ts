@@ -52,7 +52,7 @@ export class FiberRecord {
    */
   handleStrong: object | undefined;
   handleWeak: WeakRef<object> | undefined;
-  /** A coroutine's handle is registered for its collection, with this record as the token (fiber.ts). */
+  /** The handle is registered in fiber.ts's FinalizationRegistry (at most once per handle). */
   handleWatched = false;
   locals: Map<object, unknown> | undefined;
   readonly async: FiberAsyncState;
