@@ -138,8 +138,12 @@ function fatalFromCollected(error: unknown): void {
   });
 }
 
-/** The coroutine body: runs the user's function and boxes its outcome. */
-function body(state: State, value: unknown): Box {
+/**
+ * The coroutine body: runs the user's function and boxes its outcome. One function for every fiber
+ * (its State is on the record): a closure per run() cost a fresh function object each time.
+ */
+function body(value: unknown): Box {
+  const state = stateOf(currentRecord()!)!;
   let box: Box;
   try {
     // Called as `fibers` did: with the global object as `this`, and no argument when run() had none.
@@ -191,7 +195,7 @@ class FiberImpl implements Fiber {
     let rec = state.rec;
     const starting = rec === undefined;
     if (rec === undefined) {
-      const co = coroutine<Box>((first) => body(state, first), { name: state.fn.name || 'Fiber' });
+      const co = coroutine<Box>(body, { name: state.fn.name || 'Fiber' });
       rec = recordOf(co);
       state.rec = rec;
       state.zombie = undefined;
