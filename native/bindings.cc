@@ -223,16 +223,12 @@ napi_value Park(napi_env env, napi_callback_info info) {
   return number(env, reason);
 }
 
-napi_value Suspend(napi_env env, napi_callback_info info) {
+// Calls `op` on the scheduler: suspend, yieldNow.
+template <Status (Scheduler::*op)()>
+napi_value NoArgs(napi_env env, napi_callback_info info) {
   HotCall call;
   if (!hot_call(env, info, &call)) return nullptr;
-  return status_error(Napi::Env(env), call.scheduler->suspend());
-}
-
-napi_value YieldNow(napi_env env, napi_callback_info info) {
-  HotCall call;
-  if (!hot_call(env, info, &call)) return nullptr;
-  return status_error(Napi::Env(env), call.scheduler->yield_now());
+  return status_error(Napi::Env(env), (call.scheduler->*op)());
 }
 
 // capiInit({ park, current, interrupted, error }): attach the C API for other addons to this
@@ -297,8 +293,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   define_hot(env, exports, rt, "resume", WithHandle<&Scheduler::resume>);
   define_hot(env, exports, rt, "wake", Wake);
   define_hot(env, exports, rt, "park", Park);
-  define_hot(env, exports, rt, "yieldNow", YieldNow);
-  define_hot(env, exports, rt, "suspend", Suspend);
+  define_hot(env, exports, rt, "yieldNow", NoArgs<&Scheduler::yield_now>);
+  define_hot(env, exports, rt, "suspend", NoArgs<&Scheduler::suspend>);
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("capiInit", Napi::Function::New(env, CapiInit, "capiInit"));
   exports.Set("benchBatonFloor", Napi::Function::New(env, BenchBatonFloor, "benchBatonFloor"));
