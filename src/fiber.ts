@@ -509,7 +509,7 @@ export interface FiberInfo {
   waitingOn: string | null;
 }
 
-/** A snapshot of the live (not finished) fibers of this thread. */
+/** A snapshot of the live (not finished) fibers of this thread, oldest first; a coroutine counts from its first resume(). Never suspends. */
 export function fibers(): FiberInfo[] {
   return [...liveRecords()].sort((a, b) => a.id - b.id).map((rec) => ({ id: rec.id, name: rec.name, status: rec.status, waitingOn: rec.waitingOn === null ? null : String(rec.waitingOn) }));
 }
