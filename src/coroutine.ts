@@ -4,9 +4,9 @@
  * @packageDocumentation
  */
 import { FiberStateError, invalidArg } from './errors.js';
-import { Fiber, type SpawnOptions, handleOf, holdHandle, newRecord, recordOf, releaseHandle, setCoroutineClass } from './fiber.js';
+import { DEFAULT_STACK_SIZE, Fiber, type SpawnOptions, handleOf, holdHandle, newRecord, recordOf, releaseHandle, setCoroutineClass } from './fiber.js';
 import { native } from './native.js';
-import { type FiberRecord, NOTHING, type Outcome, currentRecord, ensureNative, requireCurrent } from './runtime.js';
+import { type FiberRecord, NOTHING, type Outcome, createRecord, currentRecord, ensureNative, requireCurrent } from './runtime.js';
 
 /** What {@link Coroutine.resume} returns: a value passed to {@link suspend}, or the final result. */
 export type ResumeResult<Out, T> = { done: false; value: Out | undefined } | { done: true; value: T };
@@ -119,12 +119,31 @@ export function suspend<In = unknown, Out = unknown>(value?: Out): In {
 export function coroutine<T, In = unknown, Out = unknown>(fn: (first: In) => T, opts?: Omit<SpawnOptions, 'signal'>): Coroutine<T, In, Out> {
   if (typeof fn !== 'function') throw invalidArg('fn', 'of type function', fn);
   let rec: FiberRecord | undefined = undefined;
-  rec = newRecord(() => {
-    const input = rec!.transfer;
-    rec!.transfer = NOTHING;
-    if (!input.ok) throw input.error;
-    return fn(input.value as In);
-  }, opts, 'coroutine');
+  rec = newRecord(() => firstRun(rec!, fn), opts, 'coroutine');
+  return handleOfNew(rec) as Coroutine<T, In, Out>;
+}
+
+/**
+ * For spindle/fibers (internal): a coroutine with the default stack, whose name `name()` makes when
+ * first asked for (most never are), without coroutine()'s option checks: a third of what the layer
+ * added to the core's create-run-finish.
+ */
+export function layerCoroutine<T, In = unknown>(fn: (first: In) => T, name: () => string): Coroutine<T, In> {
+  let rec: FiberRecord | undefined = undefined;
+  rec = createRecord(() => firstRun(rec!, fn), name, DEFAULT_STACK_SIZE, 'coroutine');
+  return handleOfNew(rec) as Coroutine<T, In>;
+}
+
+/** A new coroutine record is suspended (waiting for its first resume) and gets its handle. */
+function handleOfNew(rec: FiberRecord): Coroutine {
   rec.status = 'suspended';
-  return handleOf(rec) as Coroutine<T, In, Out>;
+  return handleOf(rec) as Coroutine;
+}
+
+/** A coroutine's body: its first resume's value is `fn`'s argument (or its error is thrown). */
+function firstRun<T, In>(rec: FiberRecord, fn: (first: In) => T): T {
+  const input = rec.transfer;
+  rec.transfer = NOTHING;
+  if (!input.ok) throw input.error;
+  return fn(input.value as In);
 }

@@ -65,7 +65,8 @@ export class FiberRecord {
     /** The native fiber's handle; 0 for a coroutine until its first resume (ensureNative). */
     public handle: number,
     readonly id: number,
-    private readonly givenName: string | undefined,
+    /** The name given at creation; a function makes it when first asked for (spindle/fibers). */
+    private givenName: string | (() => string) | undefined,
     readonly kind: 'fiber' | 'coroutine',
     body: () => unknown,
     readonly stackSize: number,
@@ -76,6 +77,7 @@ export class FiberRecord {
 
   /** The name given at spawn, or `fiber-<id>` (made when first asked for: most fibers never are). */
   get name(): string {
+    if (typeof this.givenName === 'function') this.givenName = this.givenName();
     return this.givenName ?? `fiber-${this.id}`;
   }
 
@@ -181,7 +183,7 @@ export function requestBackend(name: string | undefined): void {
  * that its collection would have to free, and needs no FinalizationRegistry entry (an entry keeps its
  * record alive past young-generation GCs: a loop of short coroutines promoted every record).
  */
-export function createRecord(body: () => unknown, name: string | undefined, stackSize: number, kind: FiberRecord['kind']): FiberRecord {
+export function createRecord(body: () => unknown, name: FiberRecord['givenName'], stackSize: number, kind: FiberRecord['kind']): FiberRecord {
   startRuntime(`the first ${kind}`);
   const rec = new FiberRecord(0, nextId++, name, kind, body, stackSize);
   if (kind === 'fiber') ensureNative(rec);

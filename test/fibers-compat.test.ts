@@ -558,6 +558,18 @@ describe('with spindle: spawn, Mutex, Channel, sleep', () => {
     expect(result).toEqual(['driver', 42]);
   });
 
+  // The layer's coroutines get their name (the function's, or 'Fiber') only when it is asked for.
+  it("names a Fiber after its function, or 'Fiber', in spindle's views", () => {
+    const seen: string[] = [];
+    Fiber(function fetchUser() {
+      seen.push(current()!.name);
+    }).run();
+    Fiber(() => {
+      seen.push(fibers().find((f) => f.id === current()!.id)!.name);
+    }).run();
+    expect(seen).toEqual(['fetchUser', 'Fiber']);
+  });
+
   it('an error escaping a Fiber that the scheduler resumed goes to uncaughtException', () => {
     const r = runScript(`
       const Fiber = require(${JSON.stringify(fibersEntry)});

@@ -9,7 +9,7 @@
  * @packageDocumentation
  */
 import '../builtins.js';
-import { type Coroutine, coroutine, suspend } from '../coroutine.js';
+import { type Coroutine, layerCoroutine, suspend } from '../coroutine.js';
 import { existingHandle, handleOf, recordOf } from '../fiber.js';
 import { type FiberRecord, currentRecord } from '../runtime.js';
 
@@ -195,7 +195,7 @@ class FiberImpl implements Fiber {
     let rec = state.rec;
     const starting = rec === undefined;
     if (rec === undefined) {
-      const co = coroutine<Box>(body, { name: state.fn.name || 'Fiber' });
+      const co = layerCoroutine<Box>(body, () => state.fn.name || 'Fiber');
       rec = recordOf(co);
       state.rec = rec;
       state.zombie = undefined;
