@@ -135,16 +135,11 @@ let deadlockRounds = 0;
 let deadlockLive = 0;
 const deadlockVictims = new Set<FiberRecord>();
 
-/** The record currentRecord() found last (or endPark() set): a fiber mostly asks again before it switches. */
-let lastRecord: FiberRecord | undefined;
-
 /** The record of the running fiber, or undefined on the loop thread (or another non-fiber context). */
 export function currentRecord(): FiberRecord | undefined {
   const handle = shared[0];
   if (handle === 0) return undefined;
-  if (lastRecord !== undefined && lastRecord.handle === handle) return lastRecord;
-  lastRecord = live.get(handle);
-  return lastRecord;
+  return live.get(handle);
 }
 
 /** The running fiber's record; throws NotInFiberError when there is none. */
@@ -220,7 +215,6 @@ function complete(rec: FiberRecord, outcome: Outcome): void {
   rec.mode = null;
   rec.waitingOn = null;
   live.delete(rec);
-  if (lastRecord === rec) lastRecord = undefined; // its handle may come back (generations wrap)
   if (!outcome.ok && outcome.error instanceof FiberInterruptedError && rec.interrupted) rec.interruptionCaught = true;
   const callbacks = rec.doneCallbacks;
   rec.doneCallbacks = undefined;
@@ -334,7 +328,6 @@ export function beginPark(self: FiberRecord, waitingOn: WaitLabel, interruptible
 
 /** The bookkeeping of park() after the native suspension returned (or threw): the fiber runs again. */
 export function endPark(self: FiberRecord): void {
-  lastRecord = self;
   self.async.enter();
   self.status = 'running';
   self.mode = null;
