@@ -35,26 +35,18 @@ Scheduler* scheduler_of(napi_env env) {
 
 namespace {
 
-// Throws a JavaScript Error with `code`; returns an empty value for the caller to return.
-Napi::Value fail(Napi::Env env, const char* code, const char* message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  error.ThrowAsJavaScriptException();
-  return Napi::Value();
-}
-
-Napi::Value status_error(Napi::Env env, Status status) {
+Napi::Value status_error(napi_env env, Status status) {
   switch (status) {
     case Status::kOk:
       return Napi::Value();
     case Status::kNotInFiber:
-      return fail(env, "ERR_NOT_IN_FIBER", "this operation suspends the current fiber and must run inside one");
+      return throw_error(env, "ERR_NOT_IN_FIBER", "this operation suspends the current fiber and must run inside one");
     case Status::kBadHandle:
-      return fail(env, "ERR_FIBER_STATE", "no such live fiber");
+      return throw_error(env, "ERR_FIBER_STATE", "no such live fiber");
     case Status::kBadState:
-      return fail(env, "ERR_FIBER_STATE", "the fiber is not in a state that allows this");
+      return throw_error(env, "ERR_FIBER_STATE", "the fiber is not in a state that allows this");
     case Status::kTerminating:
-      return fail(env, "ERR_FIBER_TERMINATING", "the environment is shutting down");
+      return throw_error(env, "ERR_FIBER_TERMINATING", "the environment is shutting down");
   }
   return Napi::Value();
 }
@@ -119,15 +111,15 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Runtime& rt = runtime(info);
   if (rt.scheduler != nullptr) return rt.shared.Value();
-  if (info.Length() < 1 || !info[0].IsFunction()) return fail(env, "ERR_INVALID_ARG_TYPE", "trampoline must be a function");
+  if (info.Length() < 1 || !info[0].IsFunction()) return throw_error(env, "ERR_INVALID_ARG_TYPE", "trampoline must be a function");
   std::string backend;
   if (info.Length() > 1 && !info[1].IsUndefined()) {
-    if (!info[1].IsString()) return fail(env, "ERR_INVALID_ARG_TYPE", "backend must be a string");
+    if (!info[1].IsString()) return throw_error(env, "ERR_INVALID_ARG_TYPE", "backend must be a string");
     backend = info[1].As<Napi::String>().Utf8Value();
   }
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-    return fail(env, "ERR_FIBER_STATE", "no libuv loop for this environment");
+    return throw_error(env, "ERR_FIBER_STATE", "no libuv loop for this environment");
   }
   Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, 4 * sizeof(int32_t));
   rt.shared = Napi::Persistent(shared);
@@ -152,7 +144,7 @@ bool hot_call(napi_env env, napi_callback_info info, HotCall* call) {
   if (napi_get_cb_info(env, info, &argc, &call->arg, nullptr, &data) != napi_ok || data == nullptr) return false;
   call->scheduler = static_cast<Runtime*>(data)->scheduler;
   if (call->scheduler == nullptr) {
-    fail(Napi::Env(env), "ERR_FIBER_STATE", "spindle's native core is not initialized");
+    throw_error(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
     return false;
   }
   return true;
@@ -160,7 +152,7 @@ bool hot_call(napi_env env, napi_callback_info info, HotCall* call) {
 
 bool hot_handle(const HotCall& call, uint32_t* handle) {
   if (napi_get_value_uint32(call.env, call.arg, handle) == napi_ok) return true;
-  fail(Napi::Env(call.env), "ERR_INVALID_ARG_TYPE", "fiber handle must be a number");
+  throw_error(call.env, "ERR_INVALID_ARG_TYPE", "fiber handle must be a number");
   return false;
 }
 
@@ -176,12 +168,12 @@ napi_value Create(napi_env env, napi_callback_info info) {
   if (!hot_call(env, info, &call)) return nullptr;
   double stack = 0;
   if (napi_get_value_double(env, call.arg, &stack) != napi_ok || !(stack >= 64 * 1024 && stack <= 1024.0 * 1024 * 1024)) {
-    fail(Napi::Env(env), "ERR_OUT_OF_RANGE", "stackSize must be between 64 KiB and 1 GiB");
+    throw_error(env, "ERR_OUT_OF_RANGE", "stackSize must be between 64 KiB and 1 GiB");
     return nullptr;
   }
   uint32_t handle = call.scheduler->create(static_cast<size_t>(stack));
   if (handle == 0) {
-    fail(Napi::Env(env), "ERR_FIBER_RESOURCES",
+    throw_error(env, "ERR_FIBER_RESOURCES",
          "cannot create a thread for another fiber: the system's thread or memory-map limit is reached "
          "(each live fiber has a carrier thread)");
     return nullptr;
@@ -195,7 +187,7 @@ napi_value WithHandle(napi_env env, napi_callback_info info) {
   HotCall call;
   uint32_t handle;
   if (!hot_call(env, info, &call) || !hot_handle(call, &handle)) return nullptr;
-  return status_error(Napi::Env(env), (call.scheduler->*op)(handle));
+  return status_error(env, (call.scheduler->*op)(handle));
 }
 
 // wake(handle): true if the fiber was parked and is now ready.
@@ -205,7 +197,7 @@ napi_value Wake(napi_env env, napi_callback_info info) {
   if (!hot_call(env, info, &call) || !hot_handle(call, &handle)) return nullptr;
   bool woke = false;
   Status status = call.scheduler->wake(handle, &woke);
-  if (status != Status::kOk) return status_error(Napi::Env(env), status);
+  if (status != Status::kOk) return status_error(env, status);
   napi_value out = nullptr;
   napi_get_boolean(env, woke, &out);
   return out;
@@ -219,7 +211,7 @@ napi_value Park(napi_env env, napi_callback_info info) {
   if (napi_get_value_double(env, call.arg, &timeout) != napi_ok || std::isnan(timeout)) timeout = -1;
   WakeReason reason = kWoken;
   Status status = call.scheduler->park(timeout, &reason);
-  if (status != Status::kOk) return status_error(Napi::Env(env), status);
+  if (status != Status::kOk) return status_error(env, status);
   return number(env, reason);
 }
 
@@ -228,7 +220,7 @@ template <Status (Scheduler::*op)()>
 napi_value NoArgs(napi_env env, napi_callback_info info) {
   HotCall call;
   if (!hot_call(env, info, &call)) return nullptr;
-  return status_error(Napi::Env(env), (call.scheduler->*op)());
+  return status_error(env, (call.scheduler->*op)());
 }
 
 // capiInit({ park, current, interrupted, error }): attach the C API for other addons to this
@@ -236,13 +228,13 @@ napi_value NoArgs(napi_env env, napi_callback_info info) {
 Napi::Value CapiInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Runtime& rt = runtime(info);
-  if (rt.scheduler == nullptr) return fail(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
+  if (rt.scheduler == nullptr) return throw_error(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
   if (rt.capi == nullptr) {
-    if (info.Length() < 1 || !info[0].IsObject()) return fail(env, "ERR_INVALID_ARG_TYPE", "capiInit needs the functions object");
+    if (info.Length() < 1 || !info[0].IsObject()) return throw_error(env, "ERR_INVALID_ARG_TYPE", "capiInit needs the functions object");
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     rt.capi = capi_attach(env, loop, rt.scheduler, info[0], begin_teardown, &rt);
-    if (rt.capi == nullptr) return fail(env, "ERR_INVALID_ARG_TYPE", "capiInit: park, current, interrupted and error must be functions");
+    if (rt.capi == nullptr) return throw_error(env, "ERR_INVALID_ARG_TYPE", "capiInit: park, current, interrupted and error must be functions");
   }
   // The table is static and immutable; the external needs no finalizer.
   return Napi::External<spindle_api>::New(env, const_cast<spindle_api*>(capi_table()));
@@ -264,11 +256,11 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
 // benchBatonFloor(iterations, rounds, sameCore): median ns per two-thread Baton round trip.
 Napi::Value BenchBatonFloor(const Napi::CallbackInfo& info) {
   if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    return fail(info.Env(), "ERR_INVALID_ARG_TYPE", "benchBatonFloor(iterations, rounds, sameCore)");
+    return throw_error(info.Env(), "ERR_INVALID_ARG_TYPE", "benchBatonFloor(iterations, rounds, sameCore)");
   }
   uint32_t iterations = info[0].As<Napi::Number>().Uint32Value();
   uint32_t rounds = info[1].As<Napi::Number>().Uint32Value();
-  if (iterations == 0 || rounds == 0) return fail(info.Env(), "ERR_OUT_OF_RANGE", "iterations and rounds must be positive");
+  if (iterations == 0 || rounds == 0) return throw_error(info.Env(), "ERR_OUT_OF_RANGE", "iterations and rounds must be positive");
   return Napi::Number::New(info.Env(), baton_round_trip_ns(iterations, rounds, info[2].ToBoolean()));
 }
 

@@ -141,14 +141,14 @@ Napi::Value GetAddrInfoStart(const Napi::CallbackInfo& info) {
   // Freed by the teardown hook, which runs after the scheduler is gone: check the scheduler first.
   auto* state = static_cast<std::shared_ptr<DnsState>*>(info.Data());
   Scheduler* scheduler = scheduler_of(env);
-  if (scheduler == nullptr || !(*state)->alive) return io_fail(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
+  if (scheduler == nullptr || !(*state)->alive) return throw_error(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
-    return io_fail(env, "ERR_INVALID_ARG_TYPE", "getaddrinfo(host, family)");
+    return throw_error(env, "ERR_INVALID_ARG_TYPE", "getaddrinfo(host, family)");
   }
   std::string host = info[0].As<Napi::String>().Utf8Value();
   int family = info[1].As<Napi::Number>().Int32Value();
   uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return io_fail(env, "ERR_FIBER_STATE", "no libuv loop");
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) return throw_error(env, "ERR_FIBER_STATE", "no libuv loop");
   auto* op = new LookupOp(*scheduler, *state);
   napi_value handle = io_wrap(env, op);
   if (handle == nullptr) return env.Undefined();

@@ -302,11 +302,11 @@ uv_loop_t* loop_of(napi_env env) {
 Scheduler* fiber_scheduler(const Napi::CallbackInfo& info) {
   Scheduler* scheduler = scheduler_of(info.Env());
   if (scheduler == nullptr) {
-    io_fail(info.Env(), "ERR_FIBER_TERMINATING", "spindle's native core is not running (not initialized, or torn down)");
+    throw_error(info.Env(), "ERR_FIBER_TERMINATING", "spindle's native core is not running (not initialized, or torn down)");
     return nullptr;
   }
   if (scheduler->running_handle() == 0) {
-    io_fail(info.Env(), "ERR_NOT_IN_FIBER", "file system operations suspend the current fiber and must run inside one");
+    throw_error(info.Env(), "ERR_NOT_IN_FIBER", "file system operations suspend the current fiber and must run inside one");
     return nullptr;
   }
   return scheduler;
@@ -367,7 +367,7 @@ bool view(const Napi::CallbackInfo& info, size_t i, char** data, size_t* length)
     *data = static_cast<char*>(base);
     return true;
   }
-  io_fail(info.Env(), "ERR_INVALID_ARG_TYPE", "expected a Buffer, TypedArray or DataView");
+  throw_error(info.Env(), "ERR_INVALID_ARG_TYPE", "expected a Buffer, TypedArray or DataView");
   return false;
 }
 
@@ -402,7 +402,7 @@ Napi::Value ReadWrite(const Napi::CallbackInfo& info, bool write) {
   const int64_t offset = i64(info, 2);
   const int64_t count = i64(info, 3);
   if (offset < 0 || count < 0 || static_cast<uint64_t>(offset + count) > length) {
-    return io_fail(info.Env(), "ERR_OUT_OF_RANGE", "offset and length exceed the buffer");
+    return throw_error(info.Env(), "ERR_OUT_OF_RANGE", "offset and length exceed the buffer");
   }
   const int fd = i32(info, 0);
   const int64_t position = i64(info, 4);
@@ -503,7 +503,7 @@ Napi::Value Result(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   FsOp* op = unwrap(info);
   if (op == nullptr) return Napi::Value();
-  if (!op->done()) return io_fail(env, "ERR_FIBER_STATE", "the file system operation is still in flight");
+  if (!op->done()) return throw_error(env, "ERR_FIBER_STATE", "the file system operation is still in flight");
   op->release_buffer(env);
   const int64_t result = op->result();
   if (result < 0) return Napi::Number::New(env, static_cast<double>(result));
@@ -512,10 +512,10 @@ Napi::Value Result(const Napi::CallbackInfo& info) {
     case Kind::kOpen:
       return Napi::Number::New(env, static_cast<double>(result));
     case Kind::kStat: {
-      if (info.Length() < 2 || !info[1].IsTypedArray()) return io_fail(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array");
+      if (info.Length() < 2 || !info[1].IsTypedArray()) return throw_error(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array");
       Napi::TypedArray arr = info[1].As<Napi::TypedArray>();
       if (arr.TypedArrayType() != napi_float64_array || arr.ElementLength() < 14) {
-        return io_fail(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array of 14");
+        return throw_error(env, "ERR_INVALID_ARG_TYPE", "expected a Float64Array of 14");
       }
       double* out = arr.As<Napi::Float64Array>().Data();
       const uv_stat_t& s = op->req()->statbuf;

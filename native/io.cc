@@ -6,7 +6,8 @@
 // one environment only the runner touches its registry, but environments (the main thread and each
 // Worker) run in parallel, so the map of registries takes a lock.
 //
-// Also the JavaScript surface dns and signals share (io_wrap, io_arg, io_define_common, io_fail).
+// Also the JavaScript surface dns and signals share (io_wrap, io_arg, io_define_common), and the
+// error thrower every native module uses (throw_error).
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -137,13 +138,13 @@ napi_value io_wrap(napi_env env, IoOp* op) {
 IoOp* io_arg(const Napi::CallbackInfo& info) {
   void* data = nullptr;
   if (info.Length() < 1 || napi_get_value_external(info.Env(), info[0], &data) != napi_ok) {
-    io_fail(info.Env(), "ERR_INVALID_ARG_TYPE", "expected an IO operation");
+    throw_error(info.Env(), "ERR_INVALID_ARG_TYPE", "expected an IO operation");
     return nullptr;
   }
   return static_cast<IoOp*>(data);
 }
 
-Napi::Value io_fail(napi_env env, const char* code, const char* message) {
+Napi::Value throw_error(napi_env env, const char* code, const char* message) {
   napi_value msg, code_value, error;
   if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) == napi_ok &&
       napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value) == napi_ok &&

@@ -90,8 +90,9 @@ IoOp* io_arg(const Napi::CallbackInfo& info);
 // Sets done(op), cancel(op) and cancelled(op) on `target`.
 void io_define_common(Napi::Env env, Napi::Object target);
 // Throws an Error with `code` through raw N-API, ignoring failures (the environment may no longer let
-// native code throw; node-addon-api's throwing helpers abort then). Returns an empty value.
-Napi::Value io_fail(napi_env env, const char* code, const char* message);
+// native code throw; node-addon-api's throwing helpers abort then). Returns an empty value. Every
+// error the addon throws goes through here (bindings.cc too).
+Napi::Value throw_error(napi_env env, const char* code, const char* message);
 
 // Each IO module adds its functions to the addon's exports (called from bindings.cc's module init).
 void register_fs(Napi::Env env, Napi::Object exports);

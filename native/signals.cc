@@ -121,21 +121,21 @@ Napi::Value SignalWaitStart(const Napi::CallbackInfo& info) {
   // Freed by the teardown hook, which runs after the scheduler is gone: check the scheduler first.
   auto* state = static_cast<std::shared_ptr<SignalState>*>(info.Data());
   Scheduler* scheduler = scheduler_of(env);
-  if (scheduler == nullptr || !(*state)->alive) return io_fail(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
+  if (scheduler == nullptr || !(*state)->alive) return throw_error(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
   uint32_t length = 0;
   if (info.Length() < 1 || napi_get_array_length(env, info[0], &length) != napi_ok) {
-    return io_fail(env, "ERR_INVALID_ARG_TYPE", "wait(signums)");
+    return throw_error(env, "ERR_INVALID_ARG_TYPE", "wait(signums)");
   }
   std::vector<int> signums;
   for (uint32_t i = 0; i < length; ++i) {
     napi_value v = nullptr;
     int32_t signum = 0;
     if (napi_get_element(env, info[0], i, &v) != napi_ok) return env.Undefined();  // terminating
-    if (napi_get_value_int32(env, v, &signum) != napi_ok) return io_fail(env, "ERR_INVALID_ARG_TYPE", "signal numbers must be numbers");
+    if (napi_get_value_int32(env, v, &signum) != napi_ok) return throw_error(env, "ERR_INVALID_ARG_TYPE", "signal numbers must be numbers");
     if (signum <= 0 || signum >= 65) return Napi::Number::New(env, UV_EINVAL);
     if (std::find(signums.begin(), signums.end(), signum) == signums.end()) signums.push_back(signum);
   }
-  if (signums.empty()) return io_fail(env, "ERR_INVALID_ARG_VALUE", "at least one signal is needed");
+  if (signums.empty()) return throw_error(env, "ERR_INVALID_ARG_VALUE", "at least one signal is needed");
   if ((*state)->loop == nullptr) napi_get_uv_event_loop(env, &(*state)->loop);
   auto* op = new SignalOp(*scheduler, *state);
   napi_value handle = io_wrap(env, op);
