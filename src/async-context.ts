@@ -43,6 +43,10 @@ function loadAsyncWrap(): AsyncWrap | undefined {
 
 const aw = loadAsyncWrap();
 
+// Read once: node:async_hooks' exports object is in dictionary mode, so a call through it would look
+// the function up on every switch (optimized code cannot inline that load).
+const currentAsyncId = executionAsyncId;
+
 /** One level of the async id stack. */
 interface Level {
   id: number;
@@ -70,6 +74,15 @@ const fields = aw && {
   kExecutionAsyncId: aw.constants.kExecutionAsyncId,
   kTriggerAsyncId: aw.constants.kTriggerAsyncId,
 };
+
+// A switch pushes a fiber's level onto the resource stack and pops it again, and at top level that
+// pop empties the array. V8 drops an array's backing store when a pop empties it from a capacity over
+// 16 (its fast path refuses), and the next push allocates 17 slots again: a runtime call and an
+// allocation per switch. A capacity of exactly 16, set once, keeps both on the fast path.
+if (fields && fields.resources.length === 0) {
+  fields.resources.length = 16;
+  while (fields.resources.length > 0) fields.resources.pop();
+}
 
 // Node's own JavaScript push and pop of the stack (lib/internal/async_hooks.js), which work on the
 // shared arrays without a native call; the binding's versions are the fallback for what they leave to
@@ -125,7 +138,7 @@ export class FiberAsyncState {
   /** The fiber (re)gains the runner role: put its levels back on top of the resumer's. */
   enter(): void {
     if (!aw) {
-      this.base = executionAsyncId();
+      this.base = currentAsyncId();
       return;
     }
     this.base = aw.async_hook_fields[aw.constants.kStackLength];
@@ -144,7 +157,7 @@ export class FiberAsyncState {
    */
   leave(operation: { toString(): string }): void {
     if (!aw) {
-      if (executionAsyncId() !== this.base) {
+      if (currentAsyncId() !== this.base) {
         throw new FiberStateError(`${operation} cannot suspend inside an async scope opened in this fiber ` +
           '(AsyncResource.runInAsyncScope or bind) on this Node version: suspend outside it');
       }

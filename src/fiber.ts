@@ -514,4 +514,3 @@ export function fibers(): FiberInfo[] {
   return [...liveRecords()].sort((a, b) => a.id - b.id).map((rec) => ({ id: rec.id, name: rec.name, status: rec.status, waitingOn: rec.waitingOn === null ? null : String(rec.waitingOn) }));
 }
 
-export { FiberInterruptedError };

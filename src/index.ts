@@ -42,7 +42,8 @@ export {
 } from './errors.js';
 export * from './sync/index.js';
 export { Channel, RecvCase, SendCase, type ChannelOptions, type TryRecvResult } from './channel.js';
-export { SelectCase, after, promiseCase, select, type SelectOptions, type SelectResult } from './select.js';
+export { after, promiseCase, select, type SelectOptions, type SelectResult } from './select.js';
+export { SelectCase } from './select-case.js';
 
 // The C API for other native addons (include/spindle.h): its table under Symbol.for('spindle.native.v1').
 import { publishNativeApi } from './native-api.js';

@@ -8,8 +8,6 @@ import { currentRecord } from './runtime.js';
 import { type CaseResult, NOT_READY, SelectCase } from './select-case.js';
 import { Waiter, blockOn } from './sync/waiters.js';
 
-export { SelectCase } from './select-case.js';
-
 /** Options of {@link select}. */
 export interface SelectOptions {
   /** Milliseconds to wait before throwing `TimeoutError`. */
