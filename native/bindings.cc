@@ -3,12 +3,15 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <array>
 #include <cmath>
+#include <cstdint>
 
 #include "../include/spindle.h"
 #include "bench_floor.h"
 #include "capi.h"
 #include "carrier.h"
+#include "engine.h"
 #include "io.h"
 #include "scheduler.h"
 
@@ -22,6 +25,7 @@ struct Runtime {
   std::shared_ptr<CApiEnv> capi;  // the C API's state (include/spindle.h), once JavaScript attached it
   bool teardown_started = false;
   bool teardown_done = false;
+  std::array<HotEntry, 7> hot{};  // the scheduler's calls (engine.h's hot_function), one per function
 };
 
 Runtime& runtime(const Napi::CallbackInfo& info) { return *info.Env().GetInstanceData<Runtime>(); }
@@ -34,22 +38,6 @@ Scheduler* scheduler_of(napi_env env) {
 }
 
 namespace {
-
-Napi::Value status_error(napi_env env, Status status) {
-  switch (status) {
-    case Status::kOk:
-      return Napi::Value();
-    case Status::kNotInFiber:
-      return throw_error(env, "ERR_NOT_IN_FIBER", "this operation suspends the current fiber and must run inside one");
-    case Status::kBadHandle:
-      return throw_error(env, "ERR_FIBER_STATE", "no such live fiber");
-    case Status::kBadState:
-      return throw_error(env, "ERR_FIBER_STATE", "the fiber is not in a state that allows this");
-    case Status::kTerminating:
-      return throw_error(env, "ERR_FIBER_TERMINATING", "the environment is shutting down");
-  }
-  return Napi::Value();
-}
 
 // The environment's teardown is done: let Node go on with its cleanup.
 void teardown_finished(Runtime* rt) {
@@ -129,98 +117,94 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   return shared;
 }
 
-// The scheduler calls (create to suspend) are raw N-API callbacks with the Runtime as their data: node-addon-api's
-// CallbackInfo fetches six arguments and the instance data on each call, and the wrapper adds a frame.
-struct HotCall {
-  napi_env env;
-  Scheduler* scheduler = nullptr;
-  napi_value arg = nullptr;  // argument 0, or undefined
-};
-
-bool hot_call(napi_env env, napi_callback_info info, HotCall* call) {
-  size_t argc = 1;
-  void* data = nullptr;
-  call->env = env;
-  if (napi_get_cb_info(env, info, &argc, &call->arg, nullptr, &data) != napi_ok || data == nullptr) return false;
-  call->scheduler = static_cast<Runtime*>(data)->scheduler;
-  if (call->scheduler == nullptr) {
-    throw_error(env, "ERR_FIBER_STATE", "spindle's native core is not initialized");
-    return false;
-  }
-  return true;
+// The scheduler's calls (create to suspend): engine.h's hot functions, with the Runtime as their data.
+Scheduler* hot_scheduler(void* data, HotError* error) {
+  Scheduler* scheduler = static_cast<Runtime*>(data)->scheduler;
+  if (scheduler == nullptr) *error = {"ERR_FIBER_STATE", "spindle's native core is not initialized"};
+  return scheduler;
 }
 
-bool hot_handle(const HotCall& call, uint32_t* handle) {
-  if (napi_get_value_uint32(call.env, call.arg, handle) == napi_ok) return true;
-  throw_error(call.env, "ERR_INVALID_ARG_TYPE", "fiber handle must be a number");
+bool hot_handle(double arg, uint32_t* handle, HotError* error) {
+  if (arg >= 0 && arg <= UINT32_MAX) {
+    *handle = static_cast<uint32_t>(arg);
+    return true;
+  }
+  *error = {"ERR_INVALID_ARG_TYPE", "fiber handle must be a number"};
   return false;
 }
 
-napi_value number(napi_env env, double value) {
-  napi_value out = nullptr;
-  napi_create_double(env, value, &out);
-  return out;
+// `value`, or the error that `status` stands for.
+uint32_t hot_result(Status status, HotError* error, uint32_t value = 0) {
+  switch (status) {
+    case Status::kOk:
+      return value;
+    case Status::kNotInFiber:
+      *error = {"ERR_NOT_IN_FIBER", "this operation suspends the current fiber and must run inside one"};
+      break;
+    case Status::kBadHandle:
+      *error = {"ERR_FIBER_STATE", "no such live fiber"};
+      break;
+    case Status::kBadState:
+      *error = {"ERR_FIBER_STATE", "the fiber is not in a state that allows this"};
+      break;
+    case Status::kTerminating:
+      *error = {"ERR_FIBER_TERMINATING", "the environment is shutting down"};
+      break;
+  }
+  return 0;
 }
 
 // create(stackSize): a new fiber, not started; returns its handle.
-napi_value Create(napi_env env, napi_callback_info info) {
-  HotCall call;
-  if (!hot_call(env, info, &call)) return nullptr;
-  double stack = 0;
-  if (napi_get_value_double(env, call.arg, &stack) != napi_ok || !(stack >= 64 * 1024 && stack <= 1024.0 * 1024 * 1024)) {
-    throw_error(env, "ERR_OUT_OF_RANGE", "stackSize must be between 64 KiB and 1 GiB");
-    return nullptr;
+uint32_t Create(void* data, double stack, HotError* error) {
+  Scheduler* scheduler = hot_scheduler(data, error);
+  if (scheduler == nullptr) return 0;
+  if (!(stack >= 64 * 1024 && stack <= 1024.0 * 1024 * 1024)) {
+    *error = {"ERR_OUT_OF_RANGE", "stackSize must be between 64 KiB and 1 GiB"};
+    return 0;
   }
-  uint32_t handle = call.scheduler->create(static_cast<size_t>(stack));
+  uint32_t handle = scheduler->create(static_cast<size_t>(stack));
   if (handle == 0) {
-    throw_error(env, "ERR_FIBER_RESOURCES",
-         "cannot create a thread for another fiber: the system's thread or memory-map limit is reached "
-         "(each live fiber has a carrier thread)");
-    return nullptr;
+    *error = {"ERR_FIBER_RESOURCES",
+              "cannot create a thread for another fiber: the system's thread or memory-map limit is reached "
+              "(each live fiber has a carrier thread)"};
   }
-  return number(env, handle);
+  return handle;
 }
 
 // Calls `op` on the scheduler with the handle in argument 0: spawn, resume.
 template <Status (Scheduler::*op)(uint32_t)>
-napi_value WithHandle(napi_env env, napi_callback_info info) {
-  HotCall call;
+uint32_t WithHandle(void* data, double arg, HotError* error) {
+  Scheduler* scheduler = hot_scheduler(data, error);
   uint32_t handle;
-  if (!hot_call(env, info, &call) || !hot_handle(call, &handle)) return nullptr;
-  return status_error(env, (call.scheduler->*op)(handle));
+  if (scheduler == nullptr || !hot_handle(arg, &handle, error)) return 0;
+  return hot_result((scheduler->*op)(handle), error);
 }
 
-// wake(handle): true if the fiber was parked and is now ready.
-napi_value Wake(napi_env env, napi_callback_info info) {
-  HotCall call;
+// wake(handle): 1 if the fiber was parked and is now ready, else 0.
+uint32_t Wake(void* data, double arg, HotError* error) {
+  Scheduler* scheduler = hot_scheduler(data, error);
   uint32_t handle;
-  if (!hot_call(env, info, &call) || !hot_handle(call, &handle)) return nullptr;
+  if (scheduler == nullptr || !hot_handle(arg, &handle, error)) return 0;
   bool woke = false;
-  Status status = call.scheduler->wake(handle, &woke);
-  if (status != Status::kOk) return status_error(env, status);
-  napi_value out = nullptr;
-  napi_get_boolean(env, woke, &out);
-  return out;
+  Status status = scheduler->wake(handle, &woke);
+  return hot_result(status, error, woke ? 1 : 0);
 }
 
 // park(timeoutMs): -1 or absent for no timeout. Returns 0 when woken, 1 when the timeout elapsed.
-napi_value Park(napi_env env, napi_callback_info info) {
-  HotCall call;
-  if (!hot_call(env, info, &call)) return nullptr;
-  double timeout = -1;
-  if (napi_get_value_double(env, call.arg, &timeout) != napi_ok || std::isnan(timeout)) timeout = -1;
+uint32_t Park(void* data, double timeout, HotError* error) {
+  Scheduler* scheduler = hot_scheduler(data, error);
+  if (scheduler == nullptr) return 0;
+  if (std::isnan(timeout)) timeout = -1;
   WakeReason reason = kWoken;
-  Status status = call.scheduler->park(timeout, &reason);
-  if (status != Status::kOk) return status_error(env, status);
-  return number(env, reason);
+  Status status = scheduler->park(timeout, &reason);
+  return hot_result(status, error, static_cast<uint32_t>(reason));
 }
 
 // Calls `op` on the scheduler: suspend, yieldNow.
 template <Status (Scheduler::*op)()>
-napi_value NoArgs(napi_env env, napi_callback_info info) {
-  HotCall call;
-  if (!hot_call(env, info, &call)) return nullptr;
-  return status_error(env, (call.scheduler->*op)());
+uint32_t NoArgs(void* data, double, HotError* error) {
+  Scheduler* scheduler = hot_scheduler(data, error);
+  return scheduler == nullptr ? 0 : hot_result((scheduler->*op)(), error);
 }
 
 // capiInit({ park, current, interrupted, error }): attach the C API for other addons to this
@@ -264,9 +248,10 @@ Napi::Value BenchBatonFloor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), baton_round_trip_ns(iterations, rounds, info[2].ToBoolean()));
 }
 
-void define_hot(Napi::Env env, Napi::Object exports, Runtime* rt, const char* name, napi_callback cb) {
-  napi_value fn;
-  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, rt, &fn));
+void define_hot(Napi::Env env, Napi::Object exports, HotEntry* entry, const char* name, HotEntry value) {
+  *entry = value;
+  napi_value fn = hot_function(env, name, entry);
+  if (fn == nullptr) NAPI_THROW_VOID(Napi::Error::New(env, "cannot create the native function"));
   exports.Set(name, Napi::Value(env, fn));
 }
 
@@ -280,13 +265,14 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   auto* rt = new Runtime();
   env.SetInstanceData<Runtime>(rt);
   exports.Set("init", Napi::Function::New(env, Init, "init"));
-  define_hot(env, exports, rt, "create", Create);
-  define_hot(env, exports, rt, "spawn", WithHandle<&Scheduler::spawn>);
-  define_hot(env, exports, rt, "resume", WithHandle<&Scheduler::resume>);
-  define_hot(env, exports, rt, "wake", Wake);
-  define_hot(env, exports, rt, "park", Park);
-  define_hot(env, exports, rt, "yieldNow", NoArgs<&Scheduler::yield_now>);
-  define_hot(env, exports, rt, "suspend", NoArgs<&Scheduler::suspend>);
+  HotEntry* hot = rt->hot.data();
+  define_hot(env, exports, hot++, "create", {Create, rt, true});
+  define_hot(env, exports, hot++, "spawn", {WithHandle<&Scheduler::spawn>, rt, false});
+  define_hot(env, exports, hot++, "resume", {WithHandle<&Scheduler::resume>, rt, false});
+  define_hot(env, exports, hot++, "wake", {Wake, rt, true});
+  define_hot(env, exports, hot++, "park", {Park, rt, true});
+  define_hot(env, exports, hot++, "yieldNow", {NoArgs<&Scheduler::yield_now>, rt, false});
+  define_hot(env, exports, hot++, "suspend", {NoArgs<&Scheduler::suspend>, rt, false});
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("capiInit", Napi::Function::New(env, CapiInit, "capiInit"));
   exports.Set("benchBatonFloor", Napi::Function::New(env, BenchBatonFloor, "benchBatonFloor"));

@@ -6,6 +6,9 @@
 #include <node.h>
 #include <v8.h>
 
+#include <cstring>
+#include <limits>
+
 #include "context.h"
 
 namespace spindle {
@@ -146,6 +149,59 @@ void Engine::restore_frame(Context& ctx) {
 void Engine::release_frame(Context& ctx) {
   delete static_cast<Frame*>(ctx.saved_frame);
   ctx.saved_frame = nullptr;
+}
+
+namespace {
+
+void hot_callback(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  auto* entry = static_cast<const HotEntry*>(info.Data().As<v8::External>()->Value());
+  double arg = std::numeric_limits<double>::quiet_NaN();
+  if (info.Length() > 0 && info[0]->IsNumber()) arg = info[0].As<v8::Number>()->Value();
+  HotError error;
+  uint32_t result = entry->fn(entry->data, arg, &error);
+  if (error.code == nullptr) {
+    if (entry->returns) info.GetReturnValue().Set(result);
+    return;
+  }
+  v8::Isolate* isolate = info.GetIsolate();
+  // A pending termination (a Worker stopping) wins over this error: nothing may run, not even a throw.
+  if (isolate->IsExecutionTerminating()) return;
+  v8::Local<v8::String> message;
+  v8::Local<v8::String> code;
+  if (!v8::String::NewFromUtf8(isolate, error.message).ToLocal(&message) ||
+      !v8::String::NewFromUtf8(isolate, error.code).ToLocal(&code)) {
+    return;
+  }
+  v8::Local<v8::Value> exception = v8::Exception::Error(message);
+  if (exception->IsObject()) {
+    v8::Local<v8::String> key = v8::String::NewFromUtf8Literal(isolate, "code");
+    bool set = exception.As<v8::Object>()->Set(isolate->GetCurrentContext(), key, code).FromMaybe(false);
+    (void)set;  // without its code the error still says what went wrong
+  }
+  isolate->ThrowException(exception);
+}
+
+}  // namespace
+
+napi_value hot_function(napi_env env, const char* name, const HotEntry* entry) {
+  (void)env;  // the isolate and context are the current ones during module init
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  v8::EscapableHandleScope scope(isolate);
+  v8::Local<v8::External> data = v8::External::New(isolate, const_cast<HotEntry*>(entry));
+  v8::Local<v8::Function> function;
+  v8::Local<v8::String> v8_name;
+  if (!v8::Function::New(isolate->GetCurrentContext(), hot_callback, data).ToLocal(&function) ||
+      !v8::String::NewFromUtf8(isolate, name).ToLocal(&v8_name)) {
+    return nullptr;
+  }
+  function->SetName(v8_name);
+  // A napi_value is a v8::Local<v8::Value>'s handle location (node's js_native_api_v8.h converts the
+  // two the same way), valid in the N-API call's handle scope like any napi_value.
+  v8::Local<v8::Value> value = scope.Escape(function);
+  napi_value out = nullptr;
+  static_assert(sizeof(out) == sizeof(value));
+  std::memcpy(&out, &value, sizeof(out));
+  return out;
 }
 
 void Engine::terminate() { impl_->isolate->TerminateExecution(); }

@@ -15,6 +15,24 @@ namespace spindle {
 
 struct Context;
 
+// A native function that JavaScript calls as a plain V8 API callback. N-API's callback wrapper and
+// its argument fetching were 7% of a resume/suspend round trip's instructions (two such calls), so
+// the scheduler's calls (create to suspend, bindings.cc) skip it. `fn` gets `data` and argument 0 (NaN
+// when it is absent or not a number) and returns the call's result (undefined unless `returns`), or
+// fills *error to have a plain Error with that `code` and message thrown instead.
+struct HotError {
+  const char* code = nullptr;
+  const char* message = nullptr;
+};
+struct HotEntry {
+  uint32_t (*fn)(void* data, double arg, HotError* error);
+  void* data;
+  bool returns;
+};
+// Loop thread, inside a N-API call (module init): the function `name`, calling entry->fn with
+// entry->data. The caller owns `entry`, which must live as long as the environment.
+napi_value hot_function(napi_env env, const char* name, const HotEntry* entry);
+
 class Engine {
  public:
   // Loop thread, inside a N-API call: captures the isolate, its current context and `trampoline`

@@ -8,7 +8,7 @@ export interface NativeCore {
   init(trampoline: (handle: number) => void, backend?: string): ArrayBuffer;
   create(stackSize: number): number;
   spawn(handle: number): void;
-  wake(handle: number): boolean;
+  wake(handle: number): number;
   park(timeoutMs: number): number;
   yieldNow(): void;
   resume(handle: number): void;
