@@ -1,5 +1,6 @@
-// The N-API surface of the addon: argument checks, status-to-exception mapping, and the environment
-// lifetime (one scheduler per environment, torn down by an async cleanup hook). No switching logic.
+// The addon's surface: argument checks, status-to-exception mapping, and the environment lifetime
+// (one scheduler per environment, torn down by an async cleanup hook). No switching logic. N-API
+// throughout, but for the scheduler's hot calls, which engine.h's hot_function exposes.
 #include <napi.h>
 #include <uv.h>
 

@@ -8,6 +8,7 @@ export interface NativeCore {
   init(trampoline: (handle: number) => void, backend?: string): ArrayBuffer;
   create(stackSize: number): number;
   spawn(handle: number): void;
+  /** 1 if the fiber was parked and is now ready, else 0. */
   wake(handle: number): number;
   park(timeoutMs: number): number;
   yieldNow(): void;
