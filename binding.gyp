@@ -4,6 +4,7 @@
       "target_name": "spindle",
       "sources": [
         "native/bench_floor.cc",
+        "native/bench_load.cc",
         "native/bindings.cc",
         "native/capi.cc",
         "native/carrier.cc",

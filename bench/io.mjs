@@ -178,7 +178,10 @@ async function awaitEchoServer() {
   return listening(server, conns);
 }
 
-/** Runs the load generator against `port`; resolves with its messages/s. */
+/**
+ * Runs the load generator against `port`; resolves with its messages/s and this process's CPU time
+ * (the server's: the generator runs in its child) per echoed message over the measured span, in us.
+ */
 async function loadRun(port, connections, P) {
   const child = spawnProcess(
     process.execPath,
@@ -199,14 +202,23 @@ async function loadRun(port, connections, P) {
   );
   let out = '';
   let err = '';
-  child.stdout.setEncoding('utf8').on('data', (s) => (out += s));
+  let cpuAtStart;
+  let cpuSpan;
+  child.stdout.setEncoding('utf8').on('data', (s) => {
+    out += s;
+    if (cpuAtStart === undefined && out.includes('measuring\n')) cpuAtStart = process.cpuUsage();
+    if (cpuSpan === undefined && cpuAtStart !== undefined && out.includes('stopped\n')) cpuSpan = process.cpuUsage(cpuAtStart);
+  });
   child.stderr.setEncoding('utf8').on('data', (s) => (err += s));
   const killer = setTimeout(() => child.kill('SIGKILL'), P.tcpWarmupMs + P.tcpDurationMs + 30_000);
   const [code, signal] = await once(child, 'exit');
   clearTimeout(killer);
   const line = out.split('\n').find((l) => l.startsWith('{'));
-  if (code !== 0 || line === undefined) throw new Error(`io-load (port ${port}, ${connections} connections) ended with ${signal ?? code}: ${err.trim() || out.trim()}`);
-  return JSON.parse(line).perSec;
+  if (code !== 0 || line === undefined || cpuSpan === undefined) {
+    throw new Error(`io-load (port ${port}, ${connections} connections) ended with ${signal ?? code}: ${err.trim() || out.trim()}`);
+  }
+  const { perSec, messages } = JSON.parse(line);
+  return { perSec, cpuUsPerMsg: (cpuSpan.user + cpuSpan.system) / messages };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -331,10 +343,11 @@ export async function runIo({ quick, progress, parts = IO_PARTS, connections = C
   const P = ioParams(quick);
   const results = {};
   const paths = { fileRead: {}, smallFiles: {} };
+  const tcpCpu = {};  // per connection count: each server's CPU time per echo (us), medians
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spindle-bench-io-'));
   try {
     // ---- (j) TCP echo ---------------------------------------------------------------------------
-    if (parts.includes('tcp')) await runTcp(P, connections, results, progress);
+    if (parts.includes('tcp')) await runTcp(P, connections, results, progress, tcpCpu);
 
     // ---- (k) big file ---------------------------------------------------------------------------
     if (parts.includes('file')) await runFile(P, tmp, results, progress, paths.fileRead);
@@ -378,12 +391,12 @@ export async function runIo({ quick, progress, parts = IO_PARTS, connections = C
       loopbackHost: '127.0.0.1',
     },
     results,
-    info: { fsReadPaths: paths },
+    info: { fsReadPaths: paths, tcpServerCpuUsPerMsg: tcpCpu },
     ratios,
   };
 }
 
-async function runTcp(P, connections, results, progress) {
+async function runTcp(P, connections, results, progress, cpuPerMsg) {
   const servers = {
     spindle: spindleEchoServer(),
     callback: await callbackEchoServer(),
@@ -393,13 +406,19 @@ async function runTcp(P, connections, results, progress) {
     for (const c of connections) {
       progress(`(j) TCP echo, ${c} connection(s): ${P.tcpBatches} batch(es) x 3 servers x ${P.tcpDurationMs} ms`);
       const s = { spindle: [], callback: [], await: [] };
+      const cpu = { spindle: [], callback: [], await: [] };
       for (let b = 0; b < P.tcpBatches; b++) {
-        for (const kind of rotate(SERVERS, b + c)) s[kind].push(await loadRun(servers[kind].port, c, P));
+        for (const kind of rotate(SERVERS, b + c)) {
+          const run = await loadRun(servers[kind].port, c, P);
+          s[kind].push(run.perSec);
+          cpu[kind].push(run.cpuUsPerMsg);
+        }
         await tick();
       }
       results[`tcpEcho${c}Spindle`] = summary(s.spindle, 'msgs/s');
       results[`tcpEcho${c}Callback`] = summary(s.callback, 'msgs/s');
       results[`tcpEcho${c}Await`] = summary(s.await, 'msgs/s');
+      cpuPerMsg[c] = Object.fromEntries(SERVERS.map((kind) => [kind, summary(cpu[kind], 'us/msg').value]));
     }
   } finally {
     for (const srv of Object.values(servers)) await srv.close();
@@ -475,7 +494,7 @@ export function reportIo(doc) {
   const lines = [];
   lines.push(
     `io: medians of batches (TCP ${p.tcpBatches}, file read ${p.fileBatches}, small files ${p.smallBatches}); the contenders alternate within each batch`,
-    `    TCP: loopback, ${p.messageBytes}-byte ping-pong, ${p.tcpDurationMs} ms per run after ${p.tcpWarmupMs} ms warm-up, load from bench/io-load.mjs in a child process`,
+    `    TCP: loopback, ${p.messageBytes}-byte ping-pong, ${p.tcpDurationMs} ms per run after ${p.tcpWarmupMs} ms warm-up, load from bench/io-load.mjs (native epoll loop) in a child process`,
     ...(parts.length < IO_PARTS.length ? [`    parts run: ${parts.join(', ')} (--io)`] : []),
     '',
   );
@@ -511,6 +530,11 @@ export function reportIo(doc) {
     lines.push(side('(k) file read', r.fileReadSpindle, r.fileReadSync, 'fs.readSync'));
   }
   if (has('small')) lines.push(side('(l) small files', r.smallFilesSpindle, r.smallFilesPromises, 'fs.promises.readFile'));
+  const cpu = doc.info.tcpServerCpuUsPerMsg;
+  if (cpu !== undefined && has('tcp')) {
+    const at = (c) => `${c} conn ${SERVERS.map((kind) => fmt(cpu[c][kind], 2)).join(' / ')}`;
+    lines.push('', `server CPU per echo, us (${SERVERS.map((kind) => SERVER_LABEL[kind]).join(' / ')}): ${p.connections.map(at).join('; ')}`);
+  }
   const paths = doc.info.fsReadPaths;
   if (paths !== undefined && (has('file') || has('small'))) {
     const how = (c) => `${fmt(c.inlineReads ?? 0, 0)} inline, ${fmt(c.pooledReads ?? 0, 0)} threadpool, ${fmt(c.budgetSpent ?? 0, 0)} budget yields`;

@@ -10,6 +10,7 @@
 
 #include "../include/spindle.h"
 #include "bench_floor.h"
+#include "bench_load.h"
 #include "capi.h"
 #include "carrier.h"
 #include "engine.h"
@@ -249,6 +250,42 @@ Napi::Value BenchBatonFloor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), baton_round_trip_ns(iterations, rounds, info[2].ToBoolean()));
 }
 
+// benchEchoLoad({ host, port, connections, size, warmupMs, durationMs, markFd? }): the TCP echo benchmark's load
+// generator (bench_load.h); blocks the calling thread for the run. Returns { messages, seconds }.
+Napi::Value BenchEchoLoad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) return throw_error(env, "ERR_INVALID_ARG_TYPE", "benchEchoLoad(options)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto count = [&](const char* name, double min, double max, uint32_t* out) {
+    Napi::Value v = o.Get(name);
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<uint32_t>(d))) return false;
+    *out = static_cast<uint32_t>(d);
+    return true;
+  };
+  EchoLoad load;
+  uint32_t port = 0;
+  Napi::Value host = o.Get("host");
+  if (!host.IsString()) return throw_error(env, "ERR_INVALID_ARG_TYPE", "benchEchoLoad: host must be a string");
+  load.host = host.As<Napi::String>().Utf8Value();
+  if (!count("port", 1, 65535, &port) || !count("connections", 1, 100000, &load.connections) ||
+      !count("size", 1, 1 << 20, &load.size) || !count("warmupMs", 0, 3600000, &load.warmup_ms) ||
+      !count("durationMs", 1, 3600000, &load.duration_ms)) {
+    return throw_error(env, "ERR_OUT_OF_RANGE",
+                       "benchEchoLoad: port (1-65535), connections, size, warmupMs and durationMs must be integers in range");
+  }
+  load.port = static_cast<uint16_t>(port);
+  Napi::Value mark_fd = o.Get("markFd");
+  if (mark_fd.IsNumber()) load.mark_fd = mark_fd.As<Napi::Number>().Int32Value();
+  EchoLoadResult result;
+  std::string error;
+  if (!echo_load(load, &result, &error)) return throw_error(env, "ERR_BENCH_LOAD", error.c_str());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("messages", Napi::Number::New(env, static_cast<double>(result.messages)));
+  out.Set("seconds", Napi::Number::New(env, result.seconds));
+  return out;
+}
+
 void define_hot(Napi::Env env, Napi::Object exports, HotEntry* entry, const char* name, HotEntry value) {
   *entry = value;
   napi_value fn = hot_function(env, name, entry);
@@ -277,6 +314,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("capiInit", Napi::Function::New(env, CapiInit, "capiInit"));
   exports.Set("benchBatonFloor", Napi::Function::New(env, BenchBatonFloor, "benchBatonFloor"));
+  exports.Set("benchEchoLoad", Napi::Function::New(env, BenchEchoLoad, "benchEchoLoad"));
   register_tcp(env, exports);
   register_fs(env, exports);
   register_dns(env, exports);

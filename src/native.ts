@@ -24,6 +24,8 @@ export interface NativeCore {
     error(status: number, operation: string): Error;
   }): unknown;
   benchBatonFloor(iterations: number, rounds: number, sameCore: boolean): number;
+  /** The TCP echo benchmark's load generator (native/bench_load.h); blocks for the run. */
+  benchEchoLoad(opts: { host: string; port: number; connections: number; size: number; warmupMs: number; durationMs: number; markFd?: number }): { messages: number; seconds: number };
 }
 
 function load(): NativeCore {

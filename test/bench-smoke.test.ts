@@ -1,8 +1,10 @@
 // Smoke test of the benchmark CLI: it runs, prints its table and writes well-formed JSON. No timing
 // assertions: the numbers depend on the machine.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { root } from './helpers.js';
 
 const cli = path.join(root, 'bench', 'cli.mjs');
+const load = path.join(root, 'bench', 'io-load.mjs');
 const outDir = mkdtempSync(path.join(tmpdir(), 'spindle-bench-'));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
@@ -285,6 +288,57 @@ describe('bench/cli.mjs --quick', () => {
     expect(doc.params.io.connections).toEqual([100]);
     expect(Object.keys(doc.results).sort()).toEqual(['tcpEcho100Await', 'tcpEcho100Callback', 'tcpEcho100Spindle']);
     for (const m of Object.values(doc.results) as Array<{ value: number }>) expect(m.value).toBeGreaterThan(0);
+    // The server's CPU time per echo, taken over the generator's measured span, for each server.
+    const cpu = doc.info.tcpServerCpuUsPerMsg['100'];
+    for (const kind of ['spindle', 'callback', 'await']) expect(cpu[kind], kind).toBeGreaterThan(0);
+    expect(r.stdout).toMatch(/server CPU per echo, us .*: 100 conn [\d.]+ \/ [\d.]+ \/ [\d.]+/);
+  });
+
+  it('the TCP load generator marks its measured span, counts echoes and half-closes every socket', { timeout: 30_000 }, async () => {
+    const ended = { count: 0 };
+    const server = net.createServer((socket) => {
+      socket.on('data', (chunk) => socket.write(chunk));
+      socket.on('end', () => {
+        ended.count++;
+        socket.end();
+      });
+      socket.on('error', () => {});
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, [load, '--port', String(port), '--connections', '5', '--warmup-ms', '50', '--duration-ms', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+      const [code] = await once(child, 'exit');
+      expect(code).toBe(0);
+      const lines = out.trim().split('\n');
+      expect(lines.slice(0, 2)).toEqual(['measuring', 'stopped']);
+      const result = JSON.parse(lines[2]);
+      expect(result.connections).toBe(5);
+      expect(result.messages).toBeGreaterThan(0);
+      expect(result.seconds).toBeGreaterThanOrEqual(0.2);
+      expect(result.perSec).toBeCloseTo(result.messages / result.seconds);
+      expect(ended.count).toBe(5);  // every socket was half-closed before the generator exited
+    } finally {
+      server.close();
+    }
+  });
+
+  it('the TCP load generator fails with the reason when it cannot connect, and on bad arguments', async () => {
+    // A port nothing listens on: listen, note the port, close.
+    const server = net.createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const closedPort = (server.address() as net.AddressInfo).port;
+    server.close();
+    await once(server, 'close');
+    const refused = spawnSync(process.execPath, [load, '--port', String(closedPort), '--duration-ms', '50'], { encoding: 'utf8' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('io-load: connect: Connection refused');
+    const bad = spawnSync(process.execPath, [load, '--port', '0'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('port (1-65535)');
   });
 
   it('--io and --connections reject values they do not know', () => {
