@@ -16,7 +16,7 @@ namespace spindle {
 struct Context;
 
 // A native function that JavaScript calls as a plain V8 API callback. N-API's callback wrapper and
-// its argument fetching were 7% of a resume/suspend round trip's instructions (two such calls), so
+// its argument fetching were 4% of a resume/suspend round trip's instructions (two such calls), so
 // the scheduler's calls (create to suspend, bindings.cc) skip it. `fn` gets `data` and argument 0 (NaN
 // when it is absent or not a number) and returns the call's result (undefined unless `returns`), or
 // fills *error to have a plain Error with that `code` and message thrown instead.

@@ -43,8 +43,8 @@ function loadAsyncWrap(): AsyncWrap | undefined {
 
 const aw = loadAsyncWrap();
 
-// Read once: node:async_hooks' exports object is in dictionary mode, so a call through it would look
-// the function up on every switch (optimized code cannot inline that load).
+// Read once: node:async_hooks' exports object is in dictionary mode (Node 22+), so a call through it
+// would look the function up on every switch (optimized code cannot inline that load).
 const currentAsyncId = executionAsyncId;
 
 /** One level of the async id stack. */
