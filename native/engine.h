@@ -3,7 +3,7 @@
 // thread slots are located in tls_slots.cc), which locks, limits and discards around its own stacks.
 // It covers what the carrier hand-off needs from V8: locking and entering the isolate on a thread,
 // the stack limit, calling the JavaScript fiber trampoline, the callback scope the dispatch pass runs
-// in, the async context frame, and termination.
+// in, the async context frame, and termination; and the scheduler's calls as plain V8 functions.
 #pragma once
 
 #include <node_api.h>
