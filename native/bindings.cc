@@ -4,9 +4,10 @@
 #include <napi.h>
 #include <uv.h>
 
-#include <array>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
+#include <vector>
 
 #include "../include/spindle.h"
 #include "bench_floor.h"
@@ -27,7 +28,7 @@ struct Runtime {
   std::shared_ptr<CApiEnv> capi;  // the C API's state (include/spindle.h), once JavaScript attached it
   bool teardown_started = false;
   bool teardown_done = false;
-  std::array<HotEntry, 7> hot{};  // the scheduler's calls (engine.h's hot_function), one per function
+  std::vector<HotEntry> hot;  // one per scheduler call (kHotCalls), sized once: each function points at its own
 };
 
 Runtime& runtime(const Napi::CallbackInfo& info) { return *info.Env().GetInstanceData<Runtime>(); }
@@ -209,6 +210,22 @@ uint32_t NoArgs(void* data, double, HotError* error) {
   return scheduler == nullptr ? 0 : hot_result((scheduler->*op)(), error);
 }
 
+// The scheduler's calls, as JavaScript names them; `returns`: the result is the function's value.
+struct HotCall {
+  const char* name;
+  uint32_t (*fn)(void* data, double arg, HotError* error);
+  bool returns;
+};
+constexpr HotCall kHotCalls[] = {
+    {"create", Create, true},
+    {"spawn", WithHandle<&Scheduler::spawn>, false},
+    {"resume", WithHandle<&Scheduler::resume>, false},
+    {"wake", Wake, true},
+    {"park", Park, true},
+    {"yieldNow", NoArgs<&Scheduler::yield_now>, false},
+    {"suspend", NoArgs<&Scheduler::suspend>, false},
+};
+
 // capiInit({ park, current, interrupted, error }): attach the C API for other addons to this
 // environment (src/native-api.ts). Returns the napi_external of the function table (include/spindle.h).
 Napi::Value CapiInit(const Napi::CallbackInfo& info) {
@@ -286,11 +303,15 @@ Napi::Value BenchEchoLoad(const Napi::CallbackInfo& info) {
   return out;
 }
 
-void define_hot(Napi::Env env, Napi::Object exports, HotEntry* entry, const char* name, HotEntry value) {
-  *entry = value;
-  napi_value fn = hot_function(env, name, entry);
-  if (fn == nullptr) NAPI_THROW_VOID(Napi::Error::New(env, "cannot create the native function"));
-  exports.Set(name, Napi::Value(env, fn));
+void define_hot_calls(Napi::Env env, Napi::Object exports, Runtime* rt) {
+  rt->hot.resize(std::size(kHotCalls));
+  for (size_t i = 0; i < std::size(kHotCalls); ++i) {
+    const HotCall& call = kHotCalls[i];
+    rt->hot[i] = {call.fn, rt, call.returns};
+    napi_value fn = hot_function(env, call.name, &rt->hot[i]);
+    if (fn == nullptr) NAPI_THROW_VOID(Napi::Error::New(env, "cannot create the native function"));
+    exports.Set(call.name, Napi::Value(env, fn));
+  }
 }
 
 }  // namespace
@@ -303,14 +324,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   auto* rt = new Runtime();
   env.SetInstanceData<Runtime>(rt);
   exports.Set("init", Napi::Function::New(env, Init, "init"));
-  HotEntry* hot = rt->hot.data();
-  define_hot(env, exports, hot++, "create", {Create, rt, true});
-  define_hot(env, exports, hot++, "spawn", {WithHandle<&Scheduler::spawn>, rt, false});
-  define_hot(env, exports, hot++, "resume", {WithHandle<&Scheduler::resume>, rt, false});
-  define_hot(env, exports, hot++, "wake", {Wake, rt, true});
-  define_hot(env, exports, hot++, "park", {Park, rt, true});
-  define_hot(env, exports, hot++, "yieldNow", {NoArgs<&Scheduler::yield_now>, rt, false});
-  define_hot(env, exports, hot++, "suspend", {NoArgs<&Scheduler::suspend>, rt, false});
+  define_hot_calls(env, exports, rt);
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("capiInit", Napi::Function::New(env, CapiInit, "capiInit"));
   exports.Set("benchBatonFloor", Napi::Function::New(env, BenchBatonFloor, "benchBatonFloor"));

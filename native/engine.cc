@@ -163,6 +163,8 @@ void hot_callback(const v8::FunctionCallbackInfo<v8::Value>& info) {
     if (entry->returns) info.GetReturnValue().Set(result);
     return;
   }
+  // Thrown here, not with io.h's throw_error: napi_throw runs inside N-API's own try/catch, which
+  // keeps the exception for the end of the current N-API callback, and this is none.
   v8::Isolate* isolate = info.GetIsolate();
   // A pending termination (a Worker stopping) wins over this error: nothing may run, not even a throw.
   if (isolate->IsExecutionTerminating()) return;

@@ -91,7 +91,8 @@ IoOp* io_arg(const Napi::CallbackInfo& info);
 void io_define_common(Napi::Env env, Napi::Object target);
 // Throws an Error with `code` through raw N-API, ignoring failures (the environment may no longer let
 // native code throw; node-addon-api's throwing helpers abort then). Returns an empty value. Every
-// error the addon throws goes through here (bindings.cc too).
+// error the addon throws goes through here but for the scheduler's calls, which are no N-API
+// callbacks (engine.cc's hot_callback throws the same kind of Error itself).
 Napi::Value throw_error(napi_env env, const char* code, const char* message);
 
 // Each IO module adds its functions to the addon's exports (called from bindings.cc's module init).
