@@ -92,9 +92,6 @@ bool Engine::call_trampoline(uint32_t handle) {
 
 void Engine::unlocked(bool on_loop_thread, void (*wait)(void*), void* arg) {
   v8::Isolate* isolate = impl_->isolate;
-  // Re-locking may create handles (Node 24's V8 does); the loop thread can get here at teardown,
-  // where Node has sealed its handle scope.
-  v8::HandleScope handles(isolate);
   if (!on_loop_thread) isolate->Exit();
   {
     v8::Unlocker unlocker(isolate);
@@ -116,10 +113,17 @@ void Engine::in_callback_scope(void (*body)(void*), void* arg) {
   body(arg);
 }
 
+void Engine::switch_frames(Context& from, void (*do_switch)(void*), void* arg) {
+  // One scope for the whole switch: re-locking may create handles too (Node 24's V8 does).
+  v8::HandleScope handles(impl_->isolate);
+  capture_frame(from);
+  do_switch(arg);
+  restore_frame(from);
+}
+
 void Engine::capture_frame(Context& ctx) {
 #if V8_MAJOR_VERSION >= 12
   v8::Isolate* isolate = impl_->isolate;
-  v8::HandleScope handles(isolate);
   v8::Local<v8::Value> value = current_frame(isolate);
   auto* frame = static_cast<Frame*>(ctx.saved_frame);
   // Every switch captures; the frame rarely changes between two: spare the global handle's churn.
@@ -137,7 +141,6 @@ void Engine::capture_frame(Context& ctx) {
 void Engine::restore_frame(Context& ctx) {
 #if V8_MAJOR_VERSION >= 12
   v8::Isolate* isolate = impl_->isolate;
-  v8::HandleScope handles(isolate);
   auto* frame = static_cast<Frame*>(ctx.saved_frame);
   set_frame(isolate, frame == nullptr || frame->IsEmpty() ? v8::Undefined(isolate).As<v8::Value>()
                                                           : frame->Get(isolate));

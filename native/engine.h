@@ -50,15 +50,22 @@ class Engine {
   bool call_trampoline(uint32_t handle);
 
   // The runner gives up the isolate around wait(arg) (v8::Unlocker; a carrier also exits the isolate,
-  // whose entry stack is one LIFO for all threads) and takes it back when wait returns.
+  // whose entry stack is one LIFO for all threads) and takes it back when wait returns. Inside
+  // switch_frames (relocking may create handles).
   void unlocked(bool on_loop_thread, void (*wait)(void*), void* arg);
+
+  // The runner `from` gives up the runner role through do_switch(arg), which returns once `from` runs
+  // again: its async context frame is captured before and restored after, all in one HandleScope
+  // (the loop thread switches at teardown too, under Node's sealed handle scope).
+  void switch_frames(Context& from, void (*do_switch)(void*), void* arg);
 
   // Loop thread, from a libuv callback: run body(arg) in a HandleScope and a node::CallbackScope, so
   // the nextTicks and microtasks that fibers queued run when it closes, as after any native callback.
   void in_callback_scope(void (*body)(void*), void* arg);
 
   // The async context frame (AsyncLocalStorage on Node 24+) belongs to whoever runs: each context
-  // saves it when it gives up the runner role and restores it when it gets it back.
+  // saves it when it gives up the runner role and restores it when it gets it back (switch_frames).
+  // Both create a handle: call them inside a HandleScope (a V8 callback's, run_on_carrier's).
   void capture_frame(Context& ctx);  // take the current frame as ctx's (a new fiber inherits it)
   void restore_frame(Context& ctx);
   void release_frame(Context& ctx);

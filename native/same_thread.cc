@@ -5,8 +5,10 @@
 //
 // Switch sequence (switch_to): Unlocker (archives the leaving context's V8 thread state); save the
 // leaving context's slots, load the target's; switch stacks; when switched back, the Unlocker's
-// destructor re-locks under our own ThreadId (restoring our archived state), then a balanced
-// Isolate::Enter/Exit refreshes the heap's stack start from the (swapped) stack-start slot.
+// destructor re-locks under our own ThreadId (restoring our archived state), and the heap's stack
+// start is refreshed from the (swapped) stack-start slot: by the relock itself from V8 12 on, else by
+// a balanced Isolate::Enter/Exit (tls::Facts). The whole switch runs inside one HandleScope of the
+// scheduler's (Engine::switch_frames).
 // A new fiber starts with ThreadId 0 (its Locker allocates a fresh one), its stack top as stack start
 // and the resumer's isolate slots; it locks, sets its stack limit, runs, and at its end unlocks and
 // discards its per-thread metadata before switching away for good.
@@ -91,7 +93,8 @@ struct Frame {
 
 class SameThreadBackend final : public SwitchBackend {
  public:
-  SameThreadBackend(FiberHost& host, v8::Isolate* isolate) : host_(host), isolate_(isolate) {
+  SameThreadBackend(FiberHost& host, v8::Isolate* isolate)
+      : host_(host), isolate_(isolate), relock_sets_stack_start_(tls::facts().relock_sets_stack_start) {
     v8::HandleScope handles(isolate);
     context_.Reset(isolate, isolate->GetCurrentContext());
   }
@@ -107,19 +110,14 @@ class SameThreadBackend final : public SwitchBackend {
     Frame& f = frame(from);
     Frame& t = frame(to);
     {
-      // Re-locking may create handles (Node 24's V8 does); the loop thread can get here at teardown,
-      // where Node has sealed its handle scope.
-      v8::HandleScope handles(isolate_);
-      {
-        v8::Unlocker unlocker(isolate_);
-        tls::save(isolate_, f.slots);
-        if (!t.started) start(f.slots, t);
-        tls::load(isolate_, t.slots);
-        spindle_stack_switch(&f.sp, t.sp);
-        // Back: whoever switched here loaded our slots; ~Unlocker re-locks as us.
-      }
-      refresh_stack_start();
+      v8::Unlocker unlocker(isolate_);
+      tls::save(isolate_, f.slots);
+      if (!t.started) start(f.slots, t);
+      tls::load(isolate_, t.slots);
+      spindle_stack_switch(&f.sp, t.sp);
+      // Back: whoever switched here loaded our slots; ~Unlocker re-locks as us.
     }
+    if (!relock_sets_stack_start_) refresh_stack_start();
     reap();
   }
 
@@ -260,8 +258,9 @@ class SameThreadBackend final : public SwitchBackend {
   }
 
   // The heap caches the stack start its conservative stack scan (cppgc) starts from; a balanced
-  // Isolate::Enter/Exit refreshes it from the (swapped) stack-start slot. Needed on every tested V8:
-  // without it Node 26 segfaults in IteratePointersInStack under --stress-compaction.
+  // Isolate::Enter/Exit refreshes it from the (swapped) stack-start slot. Needed after every lock
+  // that does not do it itself (tls::Facts): without it Node 26 segfaults in IteratePointersInStack
+  // under --stress-compaction.
   void refresh_stack_start() {
     isolate_->Enter();
     isolate_->Exit();
@@ -366,6 +365,7 @@ class SameThreadBackend final : public SwitchBackend {
 
   FiberHost& host_;
   v8::Isolate* isolate_;
+  const bool relock_sets_stack_start_;
   v8::Global<v8::Context> context_;
   std::vector<Pool> pools_;
   std::vector<Frame*> main_frames_;

@@ -108,18 +108,26 @@ void Scheduler::transfer(Context& from, Context& to) {
   if (&from == &to) return;
   // The async context frame is per context, the loop thread's too: a coroutine resumed from the loop
   // thread must not leave its frame (its AsyncLocalStorage stores, Node 24+) to the resumer.
-  engine_.capture_frame(from);
-  set_running(to);
-  backend_->switch_to(from, to);
+  struct Hop {
+    Scheduler* self;
+    Context* from;
+    Context* to;
+  } hop{this, &from, &to};
+  engine_.switch_frames(
+      from,
+      [](void* p) {
+        auto& h = *static_cast<Hop*>(p);
+        h.self->set_running(*h.to);
+        h.self->backend_->switch_to(*h.from, *h.to);
+      },
+      &hop);
   // Back in `from`: whoever switched here has already booked it as running.
   if (from.is_main) {
-    engine_.restore_frame(from);
     // A fiber was terminated (Worker termination reaches whichever thread runs): pass it on to the
     // loop thread's own JavaScript too.
     if (fiber_terminated_ && !unwinding_) engine_.terminate();
-  } else {
-    engine_.restore_frame(from);
-    if (unwinding_) engine_.terminate();  // teardown resumed us to unwind: run no more of our code
+  } else if (unwinding_) {
+    engine_.terminate();  // teardown resumed us to unwind: run no more of our code
   }
 }
 

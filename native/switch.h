@@ -25,7 +25,8 @@ class SwitchBackend {
  public:
   virtual ~SwitchBackend() = default;
   // `from`, the runner, hands the runner role to `to` (parked in an earlier switch_to, or a fiber never
-  // started) and blocks until some context switches back to it.
+  // started) and blocks until some context switches back to it. Called inside a HandleScope
+  // (Engine::switch_frames): re-locking the isolate may create handles.
   virtual void switch_to(Context& from, Context& to) = 0;
   // Sets aside what a new fiber needs to start (a carrier thread, a stack), so that starting it later
   // cannot fail. False when the system refuses (thread or memory-map limits).

@@ -28,18 +28,20 @@ struct Build {
   const char* v8;        // exact process.versions.v8
   const char* build_id;  // the executable's NT_GNU_BUILD_ID, hex
   Offsets offsets;
+  Facts facts;
 };
 
 constexpr Build kAllowlist[] = {
-    {"20.20.2", "11.3.244.8-node.38", "ebeaf2df364d5eeb7096f0f7722a69eec6efdf3b", {-0x40, -0x10, -0x50, -0x48, 0}},
-    {"22.23.3", "12.4.254.21-node.57", "a9b42ba41811e1291145304b7c278c5d3fbaca71", {-0x68, -0x18, -0x78, -0x70, 0}},
+    {"20.20.2", "11.3.244.8-node.38", "ebeaf2df364d5eeb7096f0f7722a69eec6efdf3b", {-0x40, -0x10, -0x50, -0x48, 0}, {false}},
+    {"22.23.3", "12.4.254.21-node.57", "a9b42ba41811e1291145304b7c278c5d3fbaca71", {-0x68, -0x18, -0x78, -0x70, 0}, {true}},
     {"24.21.0", "13.6.233.17-node.53", "bd05d6407047594fc3d31dd4ed4a37fe48c01f93",
-     {-0x98, -0x18, -0xa0, -0xa8, 0x11208}},
+     {-0x98, -0x18, -0xa0, -0xa8, 0x11208}, {true}},
     {"26.10.0", "14.6.202.34-node.34", "932be857167040020b78138ec919fd51bad0441e",
-     {-0x170, -0x98, -0x178, -0x180, 0x115a0}},
+     {-0x170, -0x98, -0x178, -0x180, 0x115a0}, {true}},
 };
 
 Offsets g_offsets;
+Facts g_facts;
 
 // --- the executable: build id and executable segments --------------------------------------------
 
@@ -246,6 +248,7 @@ bool locate_once(const char* node_version, const char* v8_version, std::string* 
   // Tests only: shift an offset so that the self-check (the second gate) has something to refuse.
   if (const char* shift = test_env("SPINDLE_TEST_SLOT_SHIFT")) found.isolate += std::atol(shift);
   g_offsets = found;
+  g_facts = build->facts;
   return true;
 #endif
 }
@@ -268,6 +271,7 @@ bool locate(const char* node_version, const char* v8_version, std::string* reaso
 }
 
 const Offsets& offsets() { return g_offsets; }
+const Facts& facts() { return g_facts; }
 
 bool check_slots(void* isolate, std::string* reason) {
   using IsLockedFn = bool (*)(void*);

@@ -19,6 +19,15 @@ struct Offsets {
   intptr_t stack_size = 0;   // offset in the Isolate object; 0: this V8 has no such field
 };
 
+// What the switch sequence may rely on in this build's V8 (not decoded: facts about the exact builds
+// of the allowlist, which the test suite exercises on each).
+struct Facts {
+  // ~Unlocker's relock sets the heap's stack start from the (already swapped) stack-start slot:
+  // Debug::RestoreDebug enters the isolate (V8 >= 12), and Isolate::Enter refreshes it. A fiber's
+  // first lock restores nothing, so the switch still refreshes it itself then.
+  bool relock_sets_stack_start = false;
+};
+
 // One context's values of the swapped state.
 struct Slots {
   uint64_t stack_start = 0;
@@ -33,6 +42,7 @@ struct Slots {
 // when the build is not supported; `out` is then unusable.
 bool locate(const char* node_version, const char* v8_version, std::string* reason);
 const Offsets& offsets();
+const Facts& facts();
 
 inline uintptr_t thread_pointer() {
   uintptr_t tp;
