@@ -92,7 +92,9 @@ function push(binding: AsyncWrap, level: Level): void {
   const offset = hook[kStackLength];
   const stack = binding.async_ids_stack;
   resources[offset] = level.resource;
-  if (offset * 2 >= stack.length) {
+  // Past the end when a read there gives undefined: optimized code inlines that, not `stack.length`
+  // (a call to the typed array's length getter, on every switch).
+  if (stack[2 * offset + 1] === undefined) {
     binding.pushAsyncContext(level.id, level.trigger, level.resource);
     return;
   }
