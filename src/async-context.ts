@@ -26,8 +26,11 @@ interface AsyncWrap {
 function loadAsyncWrap(): AsyncWrap | undefined {
   const proc = process as unknown as { binding?: (name: string) => unknown; noDeprecation?: boolean };
   if (typeof proc.binding !== 'function') return undefined;
+  // The access is deliberate: do not print DEP0111 to the user. Under --no-deprecation the flag is
+  // already set, as a read-only property: assigning it would throw.
   const quiet = proc.noDeprecation;
-  proc.noDeprecation = true;  // the access is deliberate: do not print DEP0111 to the user
+  const silence = !quiet && Object.getOwnPropertyDescriptor(process, 'noDeprecation')?.writable !== false;
+  if (silence) proc.noDeprecation = true;
   try {
     const aw = proc.binding('async_wrap') as AsyncWrap;
     const ok = aw && typeof aw.pushAsyncContext === 'function' && typeof aw.popAsyncContext === 'function' &&
@@ -37,7 +40,7 @@ function loadAsyncWrap(): AsyncWrap | undefined {
   } catch {
     return undefined;
   } finally {
-    proc.noDeprecation = quiet;
+    if (silence) proc.noDeprecation = quiet;
   }
 }
 
@@ -120,6 +123,12 @@ function popPushed(binding: AsyncWrap, id: number): void {
   hook[kStackLength] = offset;
 }
 
+/** Without stack access (Node 24+), a suspension inside a scope this fiber opened cannot be undone. */
+function throwInScope(operation: { toString(): string }): never {
+  throw new FiberStateError(`${operation} cannot suspend inside an async scope opened in this fiber ` +
+    '(AsyncResource.runInAsyncScope or bind) on this Node version: suspend outside it');
+}
+
 /** Per-fiber async state, kept on the fiber's record. */
 export class FiberAsyncState {
   /** The fiber's own level (Node 20 and 22), pushed whenever it runs. */
@@ -139,18 +148,14 @@ export class FiberAsyncState {
 
   /** The fiber (re)gains the runner role: put its levels back on top of the resumer's. */
   enter(): void {
-    if (!aw) {
+    if (!fields) {
       this.base = currentAsyncId();
       return;
     }
-    this.base = aw.async_hook_fields[aw.constants.kStackLength];
+    this.base = fields.hook[fields.kStackLength];
     if (this.own === undefined) return;  // exit() ran
-    push(aw, this.own);
-    const more = this.more;
-    if (more !== undefined) {
-      this.more = undefined;
-      for (const level of more) push(aw, level);
-    }
+    push(aw!, this.own);
+    if (this.more !== undefined) this.putMore();
   }
 
   /**
@@ -158,31 +163,41 @@ export class FiberAsyncState {
    * the stack cannot be restored correctly on this Node.
    */
   leave(operation: { toString(): string }): void {
-    if (!aw) {
-      if (currentAsyncId() !== this.base) {
-        throw new FiberStateError(`${operation} cannot suspend inside an async scope opened in this fiber ` +
-          '(AsyncResource.runInAsyncScope or bind) on this Node version: suspend outside it');
-      }
+    // Every switch runs this and enter(): the rare paths are methods of their own, so that optimized
+    // code can inline these two (and push/popPushed) into the switch.
+    if (!fields) {
+      if (currentAsyncId() !== this.base) throwInScope(operation);
       return;
     }
-    const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = aw.constants;
-    const depth = aw.async_hook_fields[kStackLength];
-    if (depth > this.base + 1) {
-      // Suspending inside scopes this fiber opened: they travel with it. Whoever pushed them (this
-      // module, Node's JavaScript or native code), the binding's pop keeps Node's books straight.
-      const levels: Level[] = [];
-      for (let i = this.base + 1; i < depth; i++) {
-        const top = i === depth - 1;
-        levels.push({
-          id: top ? aw.async_id_fields[kExecutionAsyncId] : aw.async_ids_stack[2 * (i + 1)],
-          trigger: top ? aw.async_id_fields[kTriggerAsyncId] : aw.async_ids_stack[2 * (i + 1) + 1],
-          resource: aw.execution_async_resources[i] ?? aw.executionAsyncResource(i),
-        });
-      }
-      for (let i = levels.length - 1; i >= 0; i--) aw.popAsyncContext(levels[i].id);
-      this.more = levels;
+    if (fields.hook[fields.kStackLength] > this.base + 1) this.takeMore();
+    if (this.own !== undefined && fields.hook[fields.kStackLength] === this.base + 1) popPushed(aw!, this.own.id);
+  }
+
+  /** Suspending inside scopes this fiber opened: they travel with it, off the stack meanwhile. */
+  private takeMore(): void {
+    // Whoever pushed them (this module, Node's JavaScript or native code), the binding's pop keeps
+    // Node's books straight.
+    const binding = aw!;
+    const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = binding.constants;
+    const depth = binding.async_hook_fields[kStackLength];
+    const levels: Level[] = [];
+    for (let i = this.base + 1; i < depth; i++) {
+      const top = i === depth - 1;
+      levels.push({
+        id: top ? binding.async_id_fields[kExecutionAsyncId] : binding.async_ids_stack[2 * (i + 1)],
+        trigger: top ? binding.async_id_fields[kTriggerAsyncId] : binding.async_ids_stack[2 * (i + 1) + 1],
+        resource: binding.execution_async_resources[i] ?? binding.executionAsyncResource(i),
+      });
     }
-    if (this.own !== undefined && aw.async_hook_fields[kStackLength] === this.base + 1) popPushed(aw, this.own.id);
+    for (let i = levels.length - 1; i >= 0; i--) binding.popAsyncContext(levels[i].id);
+    this.more = levels;
+  }
+
+  /** Puts back the levels takeMore() took off. */
+  private putMore(): void {
+    const more = this.more!;
+    this.more = undefined;
+    for (const level of more) push(aw!, level);
   }
 
   /** The fiber ended: take its levels off for good and release its resource. Never throws. */

@@ -184,6 +184,23 @@ describe('async context (AsyncLocalStorage, async_hooks)', () => {
     await new Promise((resolve) => setTimeout(resolve, 1)); // the loop's own async machinery still works
   });
 
+  it('loads under --no-deprecation (a read-only process.noDeprecation) and prints no deprecation warning otherwise', () => {
+    const script = `
+      const { AsyncLocalStorage } = require('node:async_hooks');
+      const { spawn, yieldNow } = require(SPINDLE);
+      const als = new AsyncLocalStorage();
+      als.run('store', () => spawn(() => { yieldNow(); console.log(als.getStore() + ' ' + process.noDeprecation); }));
+    `;
+    const quiet = runScript(script, { args: ['--no-deprecation'] });
+    expect(quiet.stderr).toBe('');
+    expect(quiet.stdout).toBe('store true\n');
+    expect(quiet.code).toBe(0);
+    const plain = runScript(script);
+    expect(plain.stderr).not.toMatch(/DeprecationWarning|DEP0111/);
+    expect(plain.stdout).toBe('store undefined\n');
+    expect(plain.code).toBe(0);
+  });
+
   it('executionAsyncId() inside a fiber is stable across its suspensions', async () => {
     const workers = Array.from({ length: 6 }, () =>
       spawn(() => {
