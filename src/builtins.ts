@@ -52,5 +52,8 @@ function install(name: 'join' | 'toLocaleString', original: (...args: never[]) =
   Object.defineProperty(Array.prototype, name, { value: replacement, writable: true, enumerable: false, configurable: true });
 }
 
-install('join', originalJoin, toStr);
-install('toLocaleString', originalToLocaleString, toLocale);
+// Under --frozen-intrinsics Array.prototype cannot change: the originals stay (README, Known limits).
+if (Object.getOwnPropertyDescriptor(Array.prototype, 'join')?.configurable === true) {
+  install('join', originalJoin, toStr);
+  install('toLocaleString', originalToLocaleString, toLocale);
+}

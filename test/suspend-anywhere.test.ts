@@ -205,6 +205,16 @@ describe('Array.prototype.join over elements whose toString suspends', () => {
       nested: ['p,q|z', 'r,s'],
     });
   });
+
+  it('under --frozen-intrinsics spindle still loads, and leaves the frozen join as it is', () => {
+    const r = runScript(`
+      const original = Array.prototype.join;
+      const { spawn, yieldNow } = require(SPINDLE);
+      spawn(() => { yieldNow(); console.log([1, 2].join('+') + ' ' + (Array.prototype.join === original)); });
+    `, { args: ['--frozen-intrinsics', '--no-warnings'] });
+    expect({ code: r.code, signal: r.signal, stderr: r.stderr }).toEqual({ code: 0, signal: null, stderr: '' });
+    expect(r.stdout).toBe('1+2 true\n');
+  });
 });
 
 describe('deep recursion', () => {
