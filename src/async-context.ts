@@ -123,12 +123,6 @@ function popPushed(binding: AsyncWrap, id: number): void {
   hook[kStackLength] = offset;
 }
 
-/** Without stack access (Node 24+), a suspension inside a scope this fiber opened cannot be undone. */
-function throwInScope(operation: { toString(): string }): never {
-  throw new FiberStateError(`${operation} cannot suspend inside an async scope opened in this fiber ` +
-    '(AsyncResource.runInAsyncScope or bind) on this Node version: suspend outside it');
-}
-
 /** Per-fiber async state, kept on the fiber's record. */
 export class FiberAsyncState {
   /** The fiber's own level (Node 20 and 22), pushed whenever it runs. */
@@ -148,14 +142,18 @@ export class FiberAsyncState {
 
   /** The fiber (re)gains the runner role: put its levels back on top of the resumer's. */
   enter(): void {
-    if (!fields) {
+    if (!aw) {
       this.base = currentAsyncId();
       return;
     }
-    this.base = fields.hook[fields.kStackLength];
+    this.base = aw.async_hook_fields[aw.constants.kStackLength];
     if (this.own === undefined) return;  // exit() ran
-    push(aw!, this.own);
-    if (this.more !== undefined) this.putMore();
+    push(aw, this.own);
+    const more = this.more;
+    if (more !== undefined) {
+      this.more = undefined;
+      for (const level of more) push(aw, level);
+    }
   }
 
   /**
@@ -163,41 +161,31 @@ export class FiberAsyncState {
    * the stack cannot be restored correctly on this Node.
    */
   leave(operation: { toString(): string }): void {
-    // Every switch runs this and enter(): the rare paths are methods of their own, so that optimized
-    // code can inline these two (and push/popPushed) into the switch.
-    if (!fields) {
-      if (currentAsyncId() !== this.base) throwInScope(operation);
+    if (!aw) {
+      if (currentAsyncId() !== this.base) {
+        throw new FiberStateError(`${operation} cannot suspend inside an async scope opened in this fiber ` +
+          '(AsyncResource.runInAsyncScope or bind) on this Node version: suspend outside it');
+      }
       return;
     }
-    if (fields.hook[fields.kStackLength] > this.base + 1) this.takeMore();
-    if (this.own !== undefined && fields.hook[fields.kStackLength] === this.base + 1) popPushed(aw!, this.own.id);
-  }
-
-  /** Suspending inside scopes this fiber opened: they travel with it, off the stack meanwhile. */
-  private takeMore(): void {
-    // Whoever pushed them (this module, Node's JavaScript or native code), the binding's pop keeps
-    // Node's books straight.
-    const binding = aw!;
-    const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = binding.constants;
-    const depth = binding.async_hook_fields[kStackLength];
-    const levels: Level[] = [];
-    for (let i = this.base + 1; i < depth; i++) {
-      const top = i === depth - 1;
-      levels.push({
-        id: top ? binding.async_id_fields[kExecutionAsyncId] : binding.async_ids_stack[2 * (i + 1)],
-        trigger: top ? binding.async_id_fields[kTriggerAsyncId] : binding.async_ids_stack[2 * (i + 1) + 1],
-        resource: binding.execution_async_resources[i] ?? binding.executionAsyncResource(i),
-      });
+    const { kStackLength, kExecutionAsyncId, kTriggerAsyncId } = aw.constants;
+    const depth = aw.async_hook_fields[kStackLength];
+    if (depth > this.base + 1) {
+      // Suspending inside scopes this fiber opened: they travel with it. Whoever pushed them (this
+      // module, Node's JavaScript or native code), the binding's pop keeps Node's books straight.
+      const levels: Level[] = [];
+      for (let i = this.base + 1; i < depth; i++) {
+        const top = i === depth - 1;
+        levels.push({
+          id: top ? aw.async_id_fields[kExecutionAsyncId] : aw.async_ids_stack[2 * (i + 1)],
+          trigger: top ? aw.async_id_fields[kTriggerAsyncId] : aw.async_ids_stack[2 * (i + 1) + 1],
+          resource: aw.execution_async_resources[i] ?? aw.executionAsyncResource(i),
+        });
+      }
+      for (let i = levels.length - 1; i >= 0; i--) aw.popAsyncContext(levels[i].id);
+      this.more = levels;
     }
-    for (let i = levels.length - 1; i >= 0; i--) binding.popAsyncContext(levels[i].id);
-    this.more = levels;
-  }
-
-  /** Puts back the levels takeMore() took off. */
-  private putMore(): void {
-    const more = this.more!;
-    this.more = undefined;
-    for (const level of more) push(aw!, level);
+    if (this.own !== undefined && aw.async_hook_fields[kStackLength] === this.base + 1) popPushed(aw, this.own.id);
   }
 
   /** The fiber ended: take its levels off for good and release its resource. Never throws. */
