@@ -3,6 +3,7 @@
     {
       "target_name": "spindle",
       "sources": [
+        "native/address_space.cc",
         "native/bench_floor.cc",
         "native/bench_load.cc",
         "native/bindings.cc",

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "address_space.h"
 #include "baton.h"
 
 namespace spindle {
@@ -182,6 +183,7 @@ CarrierBackend::Pool& CarrierBackend::pool(size_t stack_size) {
 bool CarrierBackend::reserve(Fiber& fiber) {
   Pool& p = pool(fiber.stack_size);
   if (p.idle.size() <= p.reserved) {
+    if (!address_space_allows(fiber.stack_size)) return false;
     auto* carrier = new Carrier(*this, fiber.stack_size);
     if (!carrier->start()) {
       delete carrier;

@@ -26,6 +26,7 @@
 #include <cstring>
 #include <vector>
 
+#include "address_space.h"
 #include "carrier.h"
 #include "context.h"
 #include "stack_switch.h"
@@ -58,6 +59,7 @@ bool map_stack(size_t size, Stack* out) {
   const size_t page = page_size();
   const size_t usable = (size + page - 1) & ~(page - 1);
   const size_t total = usable + page;
+  if (!address_space_allows(total)) return false;
   void* map = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                    -1, 0);
   if (map == MAP_FAILED) return false;

@@ -9,21 +9,21 @@ import { describe, expect, it } from 'vitest';
 import { cjsEntry, runScript } from './helpers.js';
 
 describe('resources', () => {
-  it('spawn throws ERR_FIBER_RESOURCES when the system refuses another carrier thread, and everything else keeps working', () => {
+  it('spawn throws ERR_FIBER_RESOURCES when the system refuses another carrier thread or stack, and everything else keeps working', () => {
     // A 12 GB address-space limit fits only a few 1 GiB fiber stacks.
     const dir = mkdtempSync(path.join(tmpdir(), 'spindle-res-'));
     const script = path.join(dir, 'limit.cjs');
     writeFileSync(
       script,
       `
-      const { spawn, wait } = require(${JSON.stringify(cjsEntry)});
+      const { spawn, wait, backend } = require(${JSON.stringify(cjsEntry)});
       let release; const gate = new Promise((r) => (release = r));
       const fibers = []; let error;
       try { for (let i = 0; i < 1000; i++) fibers.push(spawn(() => wait(gate), { stackSize: 1024 ** 3 })); }
       catch (e) { error = e; }
       release();
       Promise.all(fibers.map((f) => f.result())).then(() =>
-        console.log(JSON.stringify({ spawned: fibers.length, code: error && error.code, message: error && error.message })));
+        console.log(JSON.stringify({ spawned: fibers.length, code: error && error.code, message: error && error.message, backend: backend().name })));
       `,
     );
     const r = spawnSync('bash', ['-c', `ulimit -v 12000000 && exec "${process.execPath}" "${script}"`], { encoding: 'utf8', timeout: 60_000 });
@@ -31,9 +31,40 @@ describe('resources', () => {
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.code).toBe('ERR_FIBER_RESOURCES');
-    expect(out.message).toMatch(/thread/);
+    // It names what ran out: a carrier thread, or (inplace) a stack mapping.
+    expect(out.message).toMatch(out.backend === 'inplace' ? /cannot map a stack/ : /cannot create a thread/);
     expect(out.spawned).toBeGreaterThan(0);
     expect(out.spawned).toBeLessThan(1000);
+  });
+
+  it('under an address-space limit, spawn stops while V8 can still grow its heap', () => {
+    // Mapping stacks until mmap fails would leave V8 none: it aborts the process when its heap cannot
+    // grow ("Allocation failed - JavaScript heap out of memory").
+    const dir = mkdtempSync(path.join(tmpdir(), 'spindle-res-'));
+    const script = path.join(dir, 'headroom.cjs');
+    writeFileSync(
+      script,
+      `
+      const { spawn, wait } = require(${JSON.stringify(cjsEntry)});
+      let release; const gate = new Promise((r) => (release = r));
+      const fibers = []; let error;
+      try { for (let i = 0; i < 20000; i++) fibers.push(spawn(() => wait(gate))); }
+      catch (e) { error = e; }
+      const garbage = [];
+      for (let i = 0; i < 300000; i++) garbage.push({ i, s: 'x' + i });
+      release();
+      Promise.all(fibers.map((f) => f.result())).then(() =>
+        console.log(JSON.stringify({ spawned: fibers.length, code: error && error.code, kept: garbage.length })));
+      `,
+    );
+    const r = spawnSync('bash', ['-c', `ulimit -v 6000000 && exec "${process.execPath}" "${script}"`], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.code).toBe('ERR_FIBER_RESOURCES');
+    expect(out.spawned).toBeGreaterThan(1000);
+    expect(out.spawned).toBeLessThan(20000);
+    expect(out.kept).toBe(300000);
   });
 
   it('a coroutine holds no native fiber until its first resume', () => {
