@@ -13,9 +13,9 @@ import { root, runScript, thrown, until } from './helpers.js';
 const fibersEntry = path.join(root, 'dist', 'cjs', 'fibers', 'index.js');
 const futureEntry = path.join(root, 'dist', 'cjs', 'fibers', 'future.js');
 
-function runFutureScript(source: string, cwd?: string) {
+function runFutureScript(source: string, cwd?: string, args?: string[]) {
   const text = source.replaceAll('FUTURE', JSON.stringify(futureEntry)).replaceAll('FIBERS', JSON.stringify(fibersEntry));
-  return runScript(cwd === undefined ? text : `process.chdir(${JSON.stringify(cwd)});\n${text}`);
+  return runScript(cwd === undefined ? text : `process.chdir(${JSON.stringify(cwd)});\n${text}`, { args });
 }
 
 /** Runs `fn` in a Fiber of this API and resolves with its result (or rejects with its error). */
@@ -358,5 +358,18 @@ describe('Future statics and Function.prototype.future', () => {
     const wrappedFn = Future.wrap(fn);
     expect(wrappedFn().get()).toBe('called');
     expect(wrappedFn.getFuture('/x').get()).toBe('got /x');
+  });
+
+  it('under --frozen-intrinsics: loads, Future.task and wait work, and only Function.prototype.future is missing', () => {
+    const r = runFutureScript(`
+      var Fiber = require(FIBERS), Future = require(FUTURE);
+      Fiber(function () {
+        var one = Future.task(function () { Fiber.yield; return 1; }).wait();
+        var both = Future.task(function () { return 'a'; }, function () { return 'b'; }).wait();
+        console.log(one, both.join(''), typeof Function.prototype.future);
+      }).run();
+    `, undefined, ['--frozen-intrinsics', '--no-warnings']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout).toBe('1 ab undefined\n');
   });
 });

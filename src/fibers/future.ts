@@ -276,30 +276,33 @@ function isFiberFuture(value: unknown): value is FiberFuture {
   return FiberFutureProto.isPrototypeOf(value as object);
 }
 
-Object.defineProperty(Function.prototype, 'future', {
-  value: function future(this: (...args: any[]) => any, detach?: boolean) {
-    const fn = this;
-    const wrapped = function (this: unknown, ...args: unknown[]) {
-      const f = fiberFuture(fn, this, args);
-      if (detach) f.detach();
-      return f;
-    };
-    wrapped.toString = () => `<<Future ${String(fn)}.future()>>`;
-    return wrapped;
-  },
-  writable: true,
-  configurable: true,
-  enumerable: false,
-});
+// Under --frozen-intrinsics Function.prototype cannot take it: everything but `fn.future()` works.
+if (Object.isExtensible(Function.prototype)) {
+  Object.defineProperty(Function.prototype, 'future', {
+    value: function future(this: (...args: any[]) => any, detach?: boolean) {
+      const fn = this;
+      const wrapped = function (this: unknown, ...args: unknown[]) {
+        const f = fiberFuture(fn, this, args);
+        if (detach) f.detach();
+        return f;
+      };
+      wrapped.toString = () => `<<Future ${String(fn)}.future()>>`;
+      return wrapped;
+    },
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+}
 
 function task(...fns: Array<() => unknown>): Future {
-  if (fns.length === 1) return fns[0].future()();
+  if (fns.length === 1) return fiberFuture(fns[0], undefined, []);
   const all = new Future<unknown[]>();
   const values = new Array<unknown>(fns.length);
   let pending = fns.length;
   let failure: unknown;
   fns.forEach((fn, i) => {
-    fn.future()().resolve((error: unknown, value?: unknown) => {
+    fiberFuture(fn, undefined, []).resolve((error: unknown, value?: unknown) => {
       if (error) failure = error;
       values[i] = value;
       if (--pending === 0) {
