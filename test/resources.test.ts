@@ -8,28 +8,38 @@ import { describe, expect, it } from 'vitest';
 
 import { cjsEntry, runScript } from './helpers.js';
 
+/**
+ * Runs a script under an address-space limit (`ulimit -v`, KiB): it spawns up to `count` fibers
+ * (with `spawnOpts`) until spawn refuses, runs `after` (its value is reported), then lets them all
+ * finish and prints what happened, as JSON.
+ */
+function spawnUnderLimit(limitKiB: number, count: number, spawnOpts: string, after: string) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'spindle-res-'));
+  const script = path.join(dir, 'limit.cjs');
+  writeFileSync(
+    script,
+    `
+    const { spawn, wait, backend } = require(${JSON.stringify(cjsEntry)});
+    let release; const gate = new Promise((r) => (release = r));
+    const fibers = []; let error;
+    try { for (let i = 0; i < ${count}; i++) fibers.push(spawn(() => wait(gate), ${spawnOpts})); }
+    catch (e) { error = e; }
+    const after = (() => { ${after} })();
+    release();
+    Promise.all(fibers.map((f) => f.result())).then(() => console.log(JSON.stringify({
+      spawned: fibers.length, code: error && error.code, message: error && error.message, backend: backend().name, after })));
+    `,
+  );
+  const r = spawnSync('bash', ['-c', `ulimit -v ${limitKiB} && exec "${process.execPath}" "${script}"`], { encoding: 'utf8', timeout: 60_000 });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  return JSON.parse(r.stdout) as { spawned: number; code?: string; message?: string; backend: string; after: unknown };
+}
+
 describe('resources', () => {
   it('spawn throws ERR_FIBER_RESOURCES when the system refuses another carrier thread or stack, and everything else keeps working', () => {
     // A 12 GB address-space limit fits only a few 1 GiB fiber stacks.
-    const dir = mkdtempSync(path.join(tmpdir(), 'spindle-res-'));
-    const script = path.join(dir, 'limit.cjs');
-    writeFileSync(
-      script,
-      `
-      const { spawn, wait, backend } = require(${JSON.stringify(cjsEntry)});
-      let release; const gate = new Promise((r) => (release = r));
-      const fibers = []; let error;
-      try { for (let i = 0; i < 1000; i++) fibers.push(spawn(() => wait(gate), { stackSize: 1024 ** 3 })); }
-      catch (e) { error = e; }
-      release();
-      Promise.all(fibers.map((f) => f.result())).then(() =>
-        console.log(JSON.stringify({ spawned: fibers.length, code: error && error.code, message: error && error.message, backend: backend().name })));
-      `,
-    );
-    const r = spawnSync('bash', ['-c', `ulimit -v 12000000 && exec "${process.execPath}" "${script}"`], { encoding: 'utf8', timeout: 60_000 });
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout);
+    const out = spawnUnderLimit(12_000_000, 1000, '{ stackSize: 1024 ** 3 }', 'return null;');
     expect(out.code).toBe('ERR_FIBER_RESOURCES');
     // It names what ran out: a carrier thread, or (inplace) a stack mapping.
     expect(out.message).toMatch(out.backend === 'inplace' ? /cannot map a stack/ : /cannot create a thread/);
@@ -40,31 +50,12 @@ describe('resources', () => {
   it('under an address-space limit, spawn stops while V8 can still grow its heap', () => {
     // Mapping stacks until mmap fails would leave V8 none: it aborts the process when its heap cannot
     // grow ("Allocation failed - JavaScript heap out of memory").
-    const dir = mkdtempSync(path.join(tmpdir(), 'spindle-res-'));
-    const script = path.join(dir, 'headroom.cjs');
-    writeFileSync(
-      script,
-      `
-      const { spawn, wait } = require(${JSON.stringify(cjsEntry)});
-      let release; const gate = new Promise((r) => (release = r));
-      const fibers = []; let error;
-      try { for (let i = 0; i < 20000; i++) fibers.push(spawn(() => wait(gate))); }
-      catch (e) { error = e; }
-      const garbage = [];
-      for (let i = 0; i < 300000; i++) garbage.push({ i, s: 'x' + i });
-      release();
-      Promise.all(fibers.map((f) => f.result())).then(() =>
-        console.log(JSON.stringify({ spawned: fibers.length, code: error && error.code, kept: garbage.length })));
-      `,
-    );
-    const r = spawnSync('bash', ['-c', `ulimit -v 6000000 && exec "${process.execPath}" "${script}"`], { encoding: 'utf8', timeout: 60_000 });
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout);
+    const out = spawnUnderLimit(6_000_000, 20_000, '{}',
+      'const garbage = []; for (let i = 0; i < 300000; i++) garbage.push({ i, s: "x" + i }); return garbage.length;');
     expect(out.code).toBe('ERR_FIBER_RESOURCES');
     expect(out.spawned).toBeGreaterThan(1000);
-    expect(out.spawned).toBeLessThan(20000);
-    expect(out.kept).toBe(300000);
+    expect(out.spawned).toBeLessThan(20_000);
+    expect(out.after).toBe(300000);
   });
 
   it('a coroutine holds no native fiber until its first resume', () => {
