@@ -3,10 +3,10 @@
  * in and a value out, or an error thrown into it. The `fibers`-compatible API is built on it.
  * @packageDocumentation
  */
-import { FiberStateError, invalidArg } from './errors.js';
+import { FiberInterruptedError, FiberStateError, invalidArg } from './errors.js';
 import { DEFAULT_STACK_SIZE, Fiber, type SpawnOptions, handleOf, holdHandle, newRecord, recordOf, releaseHandle, setCoroutineClass } from './fiber.js';
 import { native } from './native.js';
-import { type FiberRecord, NOTHING, type Outcome, createRecord, currentRecord, ensureNative, requireCurrent } from './runtime.js';
+import { type FiberRecord, NOTHING, type Outcome, createRecord, currentRecord, ensureNative, reportUnhandled, requireCurrent } from './runtime.js';
 
 /** What {@link Coroutine.resume} returns: a value passed to {@link suspend}, or the final result. */
 export type ResumeResult<Out, T> = { done: false; value: Out | undefined } | { done: true; value: T };
@@ -15,7 +15,8 @@ export type ResumeResult<Out, T> = { done: false; value: Out | undefined } | { d
  * A fiber driven by its caller: `resume(v)` runs it until it calls {@link suspend} (returning that
  * value), parks on a spindle primitive (the scheduler resumes it later; `resume` returns
  * `{ done: false, value: undefined }`), or finishes. Also a {@link Fiber}: it can be joined and
- * interrupted.
+ * interrupted. Collected while it waits in {@link suspend}, it is interrupted there one event-loop turn
+ * later, so that its `finally` blocks run and its stack (or carrier thread) is freed.
  */
 export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T> {
   /**
@@ -40,7 +41,30 @@ export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T
     return recordOf(this).status !== 'suspended' || recordOf(this).mode !== null;
   }
 }
-setCoroutineClass(Coroutine as new (rec: FiberRecord) => Fiber<unknown>);
+setCoroutineClass(Coroutine as new (rec: FiberRecord) => Fiber<unknown>, (rec) => {
+  if (collected.push(rec) === 1) setImmediate(unwindCollected);
+});
+
+// A coroutine whose handle was collected while it waited in suspend() can never be resumed: it is
+// interrupted there instead, one event-loop turn after the collection (never from the GC's task), so
+// that its finally blocks run and its stack or carrier thread is freed. Interrupted, every interruption
+// point it reaches while unwinding throws too; an error other than the interruption that ends it is
+// reported as an unhandled rejection. If it suspends again, its new handle is watched in turn.
+const collected: FiberRecord[] = [];
+
+function unwindCollected(): void {
+  for (const rec of collected.splice(0)) {
+    if (rec.status !== 'suspended' || rec.mode !== 'yielded') continue;  // resumed, or ended, since
+    rec.interrupted = true;
+    rec.interruptReason ??= 'its coroutine was garbage-collected while suspended';
+    try {
+      transferInto(handleOf(rec) as Coroutine, { ok: false, error: new FiberInterruptedError(rec.interruptReason) });
+    } catch (error) {
+      // It ended by throwing, and this call observed it: nobody else can.
+      if (!rec.interruptionCaught) reportUnhandled(rec, error);
+    }
+  }
+}
 
 function transferInto<Out, T>(co: Coroutine, input: Outcome): ResumeResult<Out, T> {
   const rec = recordOf(co);
@@ -86,7 +110,9 @@ function transferInto<Out, T>(co: Coroutine, input: Outcome): ResumeResult<Out, 
  * Inside a coroutine: returns control (and `value`) to whoever resumed it, and waits for the next
  * {@link Coroutine.resume}, whose value it returns (or whose error it throws). Not an interruption
  * point.
- * @throws NotInFiberError outside fibers; FiberStateError in a fiber made by `spawn` (it has no resumer).
+ * @throws NotInFiberError outside fibers; FiberStateError in a fiber made by `spawn` (it has no resumer);
+ *   the error passed to {@link Coroutine.throwInto}; FiberInterruptedError when the coroutine's handle
+ *   was garbage-collected meanwhile (nothing can resume it any more).
  */
 export function suspend<In = unknown, Out = unknown>(value?: Out): In {
   const self = requireCurrent('suspend()');

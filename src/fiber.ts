@@ -68,6 +68,9 @@ const collected = new FinalizationRegistry<FiberRecord>((rec) => {
   if (rec.observed || rec.detached) return;
   if (rec.status !== 'done') {
     rec.orphan = true;
+    // Suspended in suspend(), it can never be resumed: coroutine.ts unwinds it (the compatible layer
+    // unwinds its own fibers).
+    if (rec.kind === 'coroutine' && rec.mode === 'yielded' && rec.layer === undefined) collectedSuspended?.(rec);
   } else if (rec.outcome && !rec.outcome.ok && !rec.interruptionCaught) {
     reportUnhandled(rec, rec.outcome.error);
   }
@@ -91,9 +94,14 @@ export function existingHandle(rec: FiberRecord): Fiber<unknown> | undefined {
 }
 
 let coroutineClass: (new (rec: FiberRecord) => Fiber<unknown>) | undefined;
-/** Lets coroutine.ts give its records handles of its own class (internal). */
-export function setCoroutineClass(cls: new (rec: FiberRecord) => Fiber<unknown>): void {
+let collectedSuspended: ((rec: FiberRecord) => void) | undefined;
+/**
+ * Lets coroutine.ts give its records handles of its own class, and learn of coroutines collected while
+ * suspended (internal).
+ */
+export function setCoroutineClass(cls: new (rec: FiberRecord) => Fiber<unknown>, onCollectedSuspended: (rec: FiberRecord) => void): void {
   coroutineClass = cls;
+  collectedSuspended = onCollectedSuspended;
 }
 
 function failedUnobserved(rec: FiberRecord): boolean {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { Coroutine, FiberStateError, NotInFiberError, coroutine, current, sleep, spawn, suspend } from '../dist/index.js';
+import { runScript } from './helpers.js';
 
 describe('coroutine (the asymmetric primitive)', () => {
   it('passes values in and out across resume/suspend', () => {
@@ -107,5 +108,43 @@ describe('coroutine (the asymmetric primitive)', () => {
     expect(co.resume()).toEqual({ done: true, value: 'end' });
     expect(seen).toHaveLength(3);
     for (const fiber of seen) expect(fiber).toBe(co);
+  });
+
+  it('a coroutine collected while suspended is interrupted there: its finally blocks run and its stack is freed', () => {
+    const r = runScript(`
+      const { coroutine, suspend, sleep, FiberInterruptedError } = require(SPINDLE);
+      const { native } = require(SPINDLE.replace(/index\\.js$/, 'native.js'));
+      const log = [];
+      process.on('unhandledRejection', (e) => log.push('unhandled ' + e.message));
+      (() => {
+        // Plain: its finally runs, it ends with the interruption, nothing is reported.
+        coroutine(() => { try { suspend(1); } finally { log.push('plain finally'); } }).resume();
+        // Its finally throws something else: reported.
+        coroutine(() => { try { suspend(1); } finally { throw new Error('from finally'); } }).resume();
+        // Catches the interruption and suspends again: interrupted again once collected again.
+        coroutine(() => {
+          try { suspend(1); } catch (e) { log.push('caught ' + (e instanceof FiberInterruptedError)); }
+          try { suspend(2); } finally { log.push('second finally'); }
+        }).resume();
+        // Parks in its finally: sleep is an interruption point, so it throws too.
+        coroutine(() => {
+          try { suspend(1); } finally { try { sleep(10); } catch (e) { log.push('sleep ' + e.code); } }
+        }).resume();
+      })();
+      const before = native.stats().liveFibers;
+      let turns = 0;
+      const tick = () => {
+        gc();
+        if (native.stats().liveFibers > 0 && ++turns < 500) return setTimeout(tick, 2);
+        setTimeout(() => console.log(JSON.stringify({ before, after: native.stats().liveFibers, log: log.sort() })), 20);
+      };
+      tick();
+    `, { args: ['--expose-gc'] });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      before: 4,
+      after: 0,
+      log: ['caught true', 'plain finally', 'second finally', 'sleep ERR_FIBER_INTERRUPTED', 'unhandled from finally'],
+    });
   });
 });
