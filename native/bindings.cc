@@ -166,15 +166,7 @@ uint32_t Create(void* data, double stack, HotError* error) {
     return 0;
   }
   uint32_t handle = scheduler->create(static_cast<size_t>(stack));
-  if (handle == 0) {
-    *error = scheduler->backend_choice().name == "inplace"
-                 ? HotError{"ERR_FIBER_RESOURCES",
-                            "cannot map a stack for another fiber: the system's memory or memory-map limit is "
-                            "reached (each live fiber has its own stack mapping)"}
-                 : HotError{"ERR_FIBER_RESOURCES",
-                            "cannot create a thread for another fiber: the system's thread or memory-map limit "
-                            "is reached (each live fiber has a carrier thread)"};
-  }
+  if (handle == 0) *error = {"ERR_FIBER_RESOURCES", scheduler->create_refusal()};
   return handle;
 }
 

@@ -27,6 +27,10 @@ class CarrierBackend final : public SwitchBackend {
   static constexpr size_t kMaxIdle = 256;
 
   size_t threads_alive() const override { return alive_; }
+  const char* refusal() const override {
+    return "cannot create a thread for another fiber: the system's thread or memory-map limit is reached "
+           "(each live fiber has a carrier thread)";
+  }
 
  private:
   friend class Carrier;

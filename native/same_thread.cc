@@ -143,6 +143,11 @@ class SameThreadBackend final : public SwitchBackend {
     fiber.switch_state = nullptr;
   }
 
+  const char* refusal() const override {
+    return "cannot map a stack for another fiber: the system's memory or memory-map limit is reached "
+           "(each live fiber has its own stack mapping)";
+  }
+
   void shutdown() override {
     reap();
     for (Pool& p : pools_) {

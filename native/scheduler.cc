@@ -24,6 +24,8 @@ size_t Scheduler::threads_alive() const {
   return backend_->threads_alive();
 }
 
+const char* Scheduler::create_refusal() const { return backend_->refusal(); }
+
 Fiber* Scheduler::lookup(uint32_t handle) const {
   const uint32_t slot = handle & kSlotMask;
   if (slot == 0 || slot >= slots_.size()) return nullptr;

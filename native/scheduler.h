@@ -56,6 +56,7 @@ class Scheduler final : public FiberHost {
   uint32_t running_handle() const { return running_->is_main ? 0 : static_cast<Fiber*>(running_)->handle; }
   size_t live_fibers() const { return live_; }
   size_t threads_alive() const;
+  const char* create_refusal() const;  // why create() returned 0, as an error message
   // Cooperative budget for IO completed inline (a file read served from the page cache without
   // suspending; native/fs.cc): a fiber doing only such IO would never leave the runner role, and no
   // other fiber, timer or IO callback would run. inline_allowed() says whether the runner may complete

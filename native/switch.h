@@ -35,6 +35,8 @@ class SwitchBackend {
   virtual void release(Fiber& fiber) = 0;
   // Environment teardown: release idle resources (threads, stacks). No fiber is live any more.
   virtual void shutdown() = 0;
+  // What a refused reserve() ran out of, as the error message of the spawn it failed.
+  virtual const char* refusal() const = 0;
   // OS threads this backend keeps (carrier threads); 0 for a backend that runs on the loop thread.
   virtual size_t threads_alive() const { return 0; }
 };

@@ -42,7 +42,7 @@ export class Coroutine<T = unknown, In = unknown, Out = unknown> extends Fiber<T
   }
 }
 setCoroutineClass(Coroutine as new (rec: FiberRecord) => Fiber<unknown>, (rec) => {
-  if (collected.push(rec) === 1) setImmediate(unwindCollected);
+  if (collectedSuspended.push(rec) === 1) setImmediate(unwindCollected);
 });
 
 // A coroutine whose handle was collected while it waited in suspend() can never be resumed: it is
@@ -50,10 +50,10 @@ setCoroutineClass(Coroutine as new (rec: FiberRecord) => Fiber<unknown>, (rec) =
 // that its finally blocks run and its stack or carrier thread is freed. Interrupted, every interruption
 // point it reaches while unwinding throws too; an error other than the interruption that ends it is
 // reported as an unhandled rejection. If it suspends again, its new handle is watched in turn.
-const collected: FiberRecord[] = [];
+const collectedSuspended: FiberRecord[] = [];
 
 function unwindCollected(): void {
-  for (const rec of collected.splice(0)) {
+  for (const rec of collectedSuspended.splice(0)) {
     if (rec.status !== 'suspended' || rec.mode !== 'yielded') continue;  // resumed, or ended, since
     rec.interrupted = true;
     rec.interruptReason ??= 'its coroutine was garbage-collected while suspended';
