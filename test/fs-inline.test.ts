@@ -144,32 +144,42 @@ describe('spindle/fs: reads from the page cache complete inline', () => {
       throw new Error(`test setup: the second half of ${p} stays in the page cache (${resident()} pages resident)`);
     };
     const out = await inFiber(() => {
-      const f = fs.open(p);
-      try {
-        drop();
-        const cur = counting(() => {
-          const buf = Buffer.alloc(MIB);
-          const n = f.read(buf); // at the current position
-          return { n, same: buf.equals(data), next: f.read(Buffer.alloc(10)) };
-        });
-        drop();
-        const pos = counting(() => {
-          const buf = Buffer.alloc(MIB - 4096);
-          const n = f.read(buf, 0, buf.length, 4096);
-          return { n, same: buf.equals(data.subarray(4096)) };
-        });
-        return { cur, pos };
-      } finally {
-        f.close();
+      // The kernel may have the second half back between drop() and the read (seen under load): then
+      // the read is whole inline. The bytes and the position must be right on every attempt; the
+      // threadpool path must be seen on one of them.
+      const attempts: { value: { n: number; same: boolean; next: number }; delta: Counts }[] = [];
+      for (let i = 0; i < 5; i++) {
+        const f = fs.open(p);
+        try {
+          drop();
+          const cur = counting(() => {
+            const buf = Buffer.alloc(MIB);
+            const n = f.read(buf); // at the current position
+            return { n, same: buf.equals(data), next: f.read(Buffer.alloc(10)) };
+          });
+          attempts.push(cur);
+          if (cur.delta.pooledReads === 0) continue;
+          drop();
+          const pos = counting(() => {
+            const buf = Buffer.alloc(MIB - 4096);
+            const n = f.read(buf, 0, buf.length, 4096);
+            return { n, same: buf.equals(data.subarray(4096)) };
+          });
+          return { attempts, pos };
+        } finally {
+          f.close();
+        }
       }
+      return { attempts, pos: undefined };
     });
-    expect(out.cur.value).toEqual({ n: MIB, same: true, next: 0 });
-    expect(out.cur.delta).toMatchObject({ pooledReads: 1, inlineReads: 1 }); // the whole MiB, then the end (inline)
-    expect(out.pos.value).toEqual({ n: MIB - 4096, same: true });
+    for (const cur of out.attempts) expect(cur.value).toEqual({ n: MIB, same: true, next: 0 });
+    const cur = out.attempts[out.attempts.length - 1];
+    expect(cur.delta).toMatchObject({ pooledReads: 1, inlineReads: 1 }); // the whole MiB, then the end (inline)
+    expect(out.pos!.value).toEqual({ n: MIB - 4096, same: true });
     // Read once more (the pages of the first read were dropped again just before): usually on the pool
     // as above, but the kernel may have the second half back by the time of the read (seen once in
     // ~20 runs under load): the position and the bytes are what must hold either way.
-    expect(out.pos.delta.pooledReads + out.pos.delta.inlineReads).toBe(1);
+    expect(out.pos!.delta.pooledReads + out.pos!.delta.inlineReads).toBe(1);
   });
 
   it('a FIFO reads correctly through the pool: its read returns what the FIFO holds', async () => {
